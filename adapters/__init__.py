@@ -1,0 +1,1 @@
+"""Vendor adapters, loaded with stevedore from the ``rpahub.adapters`` namespace."""

@@ -1,0 +1,13 @@
+"""Built-in plugins. Each is also declared in the ``rpahub`` entry-point group of
+``setup.py``; this tuple lets tests build a plugin manager without entry points
+(so third-party plugins installed on the machine never leak into a test run).
+A test checks the two lists agree.
+"""
+
+DEFAULT_PLUGINS = (
+    ("storage_sqlite", "rpahub_plugins.storage_sqlite"),
+    ("storage_postgres", "rpahub_plugins.storage_postgres"),
+    ("auth_local", "rpahub_plugins.auth_local"),
+    ("audit_log", "rpahub_plugins.audit_log"),
+    ("system", "rpahub_plugins.system"),
+)

@@ -1,0 +1,71 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+BUILTIN_PLUGINS = [
+    "storage_sqlite = rpahub_plugins.storage_sqlite",
+    "storage_postgres = rpahub_plugins.storage_postgres",
+    "auth_local = rpahub_plugins.auth_local",
+    "audit_log = rpahub_plugins.audit_log",
+    "system = rpahub_plugins.system",
+]
+
+packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])
+packages += ["rpahub_adapters" + p[len("adapters"):] for p in find_packages(include=["adapters", "adapters.*"])]
+packages += ["rpahub_contrib" + p[len("contrib"):] for p in find_packages(include=["contrib", "contrib.*"])]
+
+setup(
+    name="rpahub",
+    version="0.1.0",
+    description="Plugin-based RPA control plane implementing T/CES 130-2022",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=packages,
+    package_dir={"rpahub_adapters": "adapters", "rpahub_contrib": "contrib"},
+    include_package_data=True,
+    install_requires=[
+        "pluggy>=1.5,<2",
+        "stevedore>=5.2,<6",
+        "falcon>=4.0,<5",
+        "gunicorn>=23,<28",
+        "gevent>=24.2,<27",
+        "gevent-websocket>=0.10.1,<0.11",
+        "wsaccel>=0.6.6,<0.7",
+        "peewee>=3.17,<5",
+        "schedule>=1.2,<2",
+        "cryptography>=43,<51",
+        # gunicorn's gevent worker imports it without declaring it.
+        "packaging>=23",
+        # One declaration validates input and renders the OpenAPI document.
+        "pydantic>=2.7,<3",
+        "prometheus_client>=0.20,<1",
+    ],
+    extras_require={
+        # psycopg 3 yields to gevent once the worker patched the standard library.
+        "postgres": ["psycopg[binary]>=3.1,<4"],
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "requests>=2.31,<3",
+            "websocket-client>=1.7,<2",
+            "openapi-spec-validator>=0.7,<1",
+            "hypothesis>=6.100,<7",
+            "ruff>=0.5,<1",
+            "setuptools>=68",
+            "wheel",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "rpahub = rpahub_core.cli:main",
+        ],
+        "rpahub": BUILTIN_PLUGINS,
+        "rpahub.adapters": [],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Falcon",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)
