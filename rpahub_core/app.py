@@ -15,6 +15,7 @@ from typing import Any
 
 import falcon
 import falcon.media
+import peewee
 
 from . import __version__
 from . import db as hubdb
@@ -46,15 +47,14 @@ dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"),
 
 
 class ConnectionPerRequest:
-    """Take a pooled connection for a request and give it back after."""
+    """Give the pooled connection a request used back to the pool.
 
-    def process_request(self, req, resp):
-        if hubdb.database.is_closed():
-            hubdb.database.connect()
-            req.context.own_connection = True
+    Connecting is left to the first query (peewee's autoconnect), so routes that
+    never touch the database, like /healthz, answer while it is down.
+    """
 
     def process_response(self, req, resp, resource, req_succeeded):
-        if req.context.get("own_connection") and not hubdb.database.is_closed():
+        if not hubdb.database.is_closed():
             hubdb.database.close()
 
 
@@ -76,6 +76,12 @@ def _http_error(req, resp, exc: falcon.HTTPError, params) -> None:
 def _unexpected(req, resp, exc: Exception, params) -> None:
     if isinstance(exc, falcon.HTTPError):
         return _http_error(req, resp, exc, params)
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+        log.error("database unavailable on %s %s: %s", req.method, req.path, exc)
+        resp.status = falcon.HTTP_503
+        resp.set_header("Retry-After", "5")
+        resp.media = envelope(None, successful=False, hint="database unavailable; retry later")
+        return
     log.exception("unexpected error on %s %s", req.method, req.path)
     _hub_error(req, resp, UnknownError("unexpected error (19999); the hub logged the details"), params)
 
@@ -95,6 +101,8 @@ def build_hub(settings: Settings | None = None, *, pm=None, environ=None) -> Hub
             defaults.update(result or {})
         settings = load_settings(environ=environ, plugin_defaults=defaults)
     logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # gevent-websocket logs every request at INFO: an access log nobody asked for.
+    logging.getLogger("geventwebsocket.handler").setLevel(max(logging.WARNING, logging.getLogger().level))
     return Hub(settings, pm)
 
 

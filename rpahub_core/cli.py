@@ -12,6 +12,7 @@ from typing import Any
 
 from . import __version__
 from .config import CONFIG_FILE, CONFIG_TEMPLATE, ConfigError
+from .errors import HubError
 
 
 @dataclass
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             hub.close()
     except (ConfigError, PluginLoadError) as exc:
         print(f"rpahub: {exc}", file=sys.stderr)
+        return 2
+    except HubError as exc:  # a refusal in the protocol's terms, not a traceback
+        print(f"rpahub: {exc.hint}", file=sys.stderr)
         return 2
 
 

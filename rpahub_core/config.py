@@ -93,6 +93,11 @@ class Settings(_Section):
     def plugin(self, name: str) -> dict[str, Any]:
         return self.plugins.get(name, {})
 
+    def __repr__(self) -> str:
+        return f"Settings({self.redacted()!r})"
+
+    __str__ = __repr__
+
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict that is safe to print or log."""
         data = self.model_dump(mode="json")

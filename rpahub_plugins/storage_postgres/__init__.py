@@ -6,7 +6,7 @@ so no psycogreen shim is needed.
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from playhouse.pool import PooledPostgresqlDatabase
 
@@ -24,6 +24,8 @@ def parse_url(url: str) -> dict:
         params["user"] = unquote(parts.username)
     if parts.password:
         params["password"] = unquote(parts.password)
+    # libpq parameters in the query: ?sslmode=require&options=-csearch_path%3Dhub
+    params.update(parse_qsl(parts.query))
     return params
 
 

@@ -1,0 +1,160 @@
+"""Helpers for testing rpahub and its plugins.
+
+* :func:`plugin_manager` builds a manager from the built-ins (and your plugin) without
+  reading entry points, so whatever else is installed on the machine stays out.
+* :func:`make_app` opens a hub on a throw-away folder and returns the Falcon app.
+* :class:`LiveHub` runs the real server (``rpahub serve``: gunicorn with the
+  gevent-websocket worker) on a free loopback port, for end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, load_settings
+from .plugins import get_plugin_manager
+
+ADMIN_PASSWORD = "Hub-Passw0rd-for-tests"
+
+
+def plugin_manager(*extra: tuple[str, Any], environ: dict[str, str] | None = None):
+    return get_plugin_manager(entry_points=False, extra=extra, environ=environ or {})
+
+
+def make_settings(home: Path, database_url: str = "", **sections: dict[str, Any]) -> Settings:
+    overrides: dict[str, Any] = {"hub": {"home": str(home)}, "database": {"url": database_url}}
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    return load_settings(environ={}, overrides=overrides)
+
+
+def make_app(home: Path, database_url: str = "", *extra: tuple[str, Any], pm=None, **sections):
+    from .app import build_hub, create_app
+
+    settings = make_settings(home, database_url, **sections)
+    hub = build_hub(settings, pm=pm or plugin_manager(*extra))
+    hub.open()
+    hub.prepare()
+    return create_app(hub=hub)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveHub:
+    """``rpahub serve`` in ``folder`` on a free port; ``kill()`` is ``kill -9``."""
+
+    def __init__(self, folder: Path, *, env: dict[str, str] | None = None, port: int | None = None):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.folder / f"serve-{self.port}.log"
+        self.admin_password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> LiveHub:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rpahub_core.cli", "serve", "--bind", f"127.0.0.1:{self.port}"],
+            cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        else:
+            self.stop()
+            raise RuntimeError(f"hub did not answer /healthz in {timeout}s:\n{self.log()}")
+        match = re.search(r"one-time password: (\S+)", self.log())
+        if match and self.admin_password is None:
+            self.admin_password = match.group(1)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """``kill -9`` of the whole server: master and workers."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> LiveHub:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- a tiny JSON client (tests use requests; this keeps the helper dependency-free)
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def admin_token(self) -> str:
+        """Sign in as the first administrator, replacing the one-time password once."""
+        status, body = self.call("POST", "/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD})
+        if status == 200:
+            return body["resultValue"]["token"]
+        assert self.admin_password, "no one-time password printed and the test password does not work"
+        status, body = self.call("POST", "/api/v1/auth/login",
+                                 {"username": "admin", "password": self.admin_password})
+        assert status == 200, body
+        token = body["resultValue"]["token"]
+        status, body = self.call("POST", "/api/v1/me/password",
+                                 {"currentPassword": self.admin_password, "newPassword": ADMIN_PASSWORD}, token)
+        assert status == 200, body
+        return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

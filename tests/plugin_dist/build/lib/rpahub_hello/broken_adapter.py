@@ -1,0 +1,1 @@
+raise ImportError("the vendor SDK this adapter needs is not installed")
