@@ -3,6 +3,7 @@ its own entry point, without any change to the hub's core."""
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,9 +19,11 @@ DIST = Path(__file__).parent / "plugin_dist"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "plugin_dist"
+    shutil.copytree(DIST, source)  # building writes beside the sources: keep the checkout clean
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(DIST)],
+         "--no-index", "--target", str(target), str(source)],
         check=True, capture_output=True, timeout=120,
     )
     assert list(target.glob("rpahub_hello-1.0.dist-info"))

@@ -1,1 +1,0 @@
-raise ImportError("the vendor SDK this adapter needs is not installed")
