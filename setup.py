@@ -8,6 +8,9 @@ BUILTIN_PLUGINS = [
     "auth_local = rpahub_plugins.auth_local",
     "audit_log = rpahub_plugins.audit_log",
     "system = rpahub_plugins.system",
+    "executors = rpahub_plugins.executors",
+    "protocol_ws = rpahub_plugins.protocol_ws",
+    "protocol_http = rpahub_plugins.protocol_http",
 ]
 
 packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])
@@ -61,7 +64,10 @@ setup(
             "rpahub = rpahub_core.cli:main",
         ],
         "rpahub": BUILTIN_PLUGINS,
-        "rpahub.adapters": [],
+        "rpahub.adapters": [
+            "tces130 = rpahub_adapters.tces130:Adapter",
+            "robotframework = rpahub_adapters.robotframework:Adapter",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

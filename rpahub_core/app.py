@@ -24,7 +24,7 @@ from .errors import HubError, UnknownError, envelope
 from .hub import Hub
 from .permissions import AUTHENTICATED
 from .plugins import get_plugin_manager
-from .web import ROBOT, ApiGuard, RouteParams, Routes
+from .web import ANY_PRINCIPAL, ROBOT, ApiGuard, RouteParams, Routes
 
 log = logging.getLogger("rpahub.app")
 
@@ -114,8 +114,9 @@ def create_app(settings: Settings | None = None, *, pm=None, environ=None, hub: 
     routes = Routes()
     for impl in reversed(hub.pm.hook.rpahub_register_routes.get_hookimpls()):
         routes.current_plugin = impl.plugin_name
-        impl.function(routes=routes, hub=hub)
-    special = {AUTHENTICATED, ROBOT}
+        args = {"routes": routes, "hub": hub}
+        impl.function(*[args[name] for name in impl.argnames])
+    special = {AUTHENTICATED, ROBOT, ANY_PRINCIPAL}
     for route, _method, op in routes.operations():
         if op.permission and op.permission not in special and op.permission not in hub.permissions:
             raise ValueError(f"{route.path} needs undeclared permission {op.permission!r} ({route.plugin})")

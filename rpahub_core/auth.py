@@ -45,6 +45,7 @@ class RobotPrincipal(Principal):
     kind: ClassVar[str] = "robot"
     supplier: str = ""
     connect_id: str | None = None
+    run_id: str | None = None  # set when the robot presents a run's signed token
 
 
 @dataclass(frozen=True)

@@ -45,29 +45,50 @@ def is_postgres(db: peewee.Database | None = None) -> bool:
 
 
 _write_lock = threading.RLock()
+_local = threading.local()
 
 
 def bind(db: peewee.Database) -> None:
-    """Point every model at ``db``; made after the worker patched threading."""
-    global _write_lock
+    """Point every model at ``db``. Locks and greenlet-locals are made here, in the
+    worker, after gevent patched threading (the module may be imported before)."""
+    global _write_lock, _local
     _write_lock = threading.RLock()
+    _local = threading.local()
     database.initialize(db)
+
+
+def _frames() -> list[list[Callable[[], Any]]]:
+    frames = getattr(_local, "frames", None)
+    if frames is None:
+        frames = _local.frames = []
+    return frames
 
 
 @contextlib.contextmanager
 def atomic() -> Iterator[None]:
-    """A transaction (a savepoint when nested). On SQLite: ``BEGIN IMMEDIATE``."""
-    if is_sqlite():
-        with _write_lock:
-            if database.transaction_depth() == 0:
-                with database.atomic("IMMEDIATE"):
-                    yield
-            else:
-                with database.atomic():
-                    yield
+    """A transaction (a savepoint when nested). On SQLite: ``BEGIN IMMEDIATE``.
+
+    Callbacks registered with :func:`after_commit` inside a savepoint that rolls
+    back are dropped with it; the others run once the outermost transaction commits.
+    """
+    frames = _frames()
+    lock = _write_lock if is_sqlite() else contextlib.nullcontext()
+    with lock:
+        outermost = database.transaction_depth() == 0
+        ctx = database.atomic("IMMEDIATE") if outermost and is_sqlite() else database.atomic()
+        frames.append([])
+        try:
+            with ctx:
+                yield
+        except BaseException:
+            frames.pop()
+            raise
+        done = frames.pop()
+    if frames:
+        frames[-1].extend(done)
     else:
-        with database.atomic():
-            yield
+        for fn in done:
+            fn()
 
 
 class _Rollback(Exception):
@@ -90,7 +111,11 @@ class Transaction:
 
 def after_commit(fn: Callable[[], Any]) -> None:
     """Run ``fn`` once the current transaction commits (now, outside one)."""
-    database.after_commit(fn)
+    frames = _frames()
+    if frames:
+        frames[-1].append(fn)
+    else:
+        database.after_commit(fn)  # a bare peewee transaction, or none: now
 
 
 @contextlib.contextmanager

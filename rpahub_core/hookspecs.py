@@ -64,7 +64,9 @@ def rpahub_prepare(hub: Hub) -> list[str] | None:
 
 @hookspec
 def rpahub_register_commands(commands: Commands) -> None:
-    """Add ``rpahub`` sub-commands: ``commands.add("licence", handler, help=..., args=...)``.
+    """Add ``rpahub`` sub-commands: ``commands.add("licence", handler, help=..., configure=...)``.
+
+    ``configure(parser)`` adds the command's arguments to its ``argparse`` parser.
 
     ``handler(hub, args)`` runs with an opened hub and returns the exit status.
     """

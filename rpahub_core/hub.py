@@ -30,6 +30,10 @@ class HubNotConfigured(RuntimeError):
     pass
 
 
+class PluginFailed(RuntimeError):
+    """A plugin's hook raised; the message names the plugin and the hook."""
+
+
 class Hub:
     def __init__(self, settings: Settings, pm: pluggy.PluginManager):
         self.settings = settings
@@ -78,9 +82,23 @@ class Hub:
         """Start this process's background work and event delivery."""
         self.bus = self.pm.hook.rpahub_make_bus(hub=self) or InProcessBus()
         self.bus.subscribe("", self._deliver_event)
-        self.pm.hook.rpahub_startup(hub=self)
+        list(self.each("rpahub_startup", hub=self))
         self.started = True
         return self
+
+    def each(self, hook: str, *, isolate: bool = False, **kwargs: Any):
+        """Call each implementation of ``hook`` (newest first), passing only the
+        arguments it asks for; yield ``(impl, result)``. A failure names the plugin,
+        or with ``isolate`` is logged and skipped."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            try:
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:
+                if isolate:
+                    log.exception("plugin %s failed in %s", impl.plugin_name, hook)
+                    continue
+                raise PluginFailed(f"plugin {impl.plugin_name!r} failed in {hook}: {exc!r}") from exc
+            yield impl, result
 
     def close(self) -> None:
         if self.started:
@@ -99,11 +117,7 @@ class Hub:
         return event
 
     def _deliver_event(self, event: Event) -> None:
-        for impl in self.pm.hook.rpahub_on_event.get_hookimpls():
-            try:
-                impl.function(event=event, hub=self)
-            except Exception:
-                log.exception("plugin %s failed handling event %s", impl.plugin_name, event.topic)
+        list(self.each("rpahub_on_event", isolate=True, event=event, hub=self))
 
     def audit(
         self,

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, MultiFernet
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import Settings
 
@@ -49,6 +50,7 @@ class Keys:
         self._settings = settings
         self._fernet: MultiFernet | None = None
         self._signing: Ed25519PrivateKey | None = None
+        self._derived: dict[str, bytes] = {}
 
     @property
     def fernet(self) -> MultiFernet:
@@ -64,6 +66,16 @@ class Keys:
 
     def decrypt(self, token: str) -> str:
         return self.fernet.decrypt(token.encode()).decode()
+
+    def hmac_key(self, purpose: str) -> bytes:
+        """A key for one purpose (signed URLs, run tokens), derived from the Fernet key."""
+        if purpose not in self._derived:
+            path = self._settings.path(self._settings.security.fernet_key_file)
+            master = path.read_bytes().splitlines()[0].strip()
+            self._derived[purpose] = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=b"rpahub", info=purpose.encode()
+            ).derive(master)
+        return self._derived[purpose]
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:

@@ -26,6 +26,7 @@ API_PREFIX = "/api/v1/"
 METHODS = ("get", "post", "put", "patch", "delete")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 ROBOT = "robot"  # operation(permission=ROBOT): only an admitted executor may call it
+ANY_PRINCIPAL = "principal"  # a signed-in person or an admitted executor (file upload)
 
 
 class ApiModel(BaseModel):
@@ -53,6 +54,7 @@ class Operation:
     allow_password_change: bool = False
     raw_body: str | None = None  # e.g. "multipart/form-data": documented, not parsed
     status: int = 200
+    audited: bool = True  # False only for liveness traffic (heartbeats, log streams)
 
 
 def operation(
@@ -69,6 +71,7 @@ def operation(
     allow_password_change: bool = False,
     raw_body: str | None = None,
     status: int = 200,
+    audited: bool = True,
 ) -> Callable:
     """Declare a responder: ``@operation(permission="users.manage", summary=..., body=UserIn)``.
 
@@ -81,7 +84,7 @@ def operation(
     op = Operation(
         permission=permission, summary=summary, body=body, query=query, response=response,
         tags=tuple(tags), audit=audit, public=public, transactional=transactional,
-        allow_password_change=allow_password_change, raw_body=raw_body, status=status,
+        allow_password_change=allow_password_change, raw_body=raw_body, status=status, audited=audited,
     )
 
     def mark(fn):
@@ -234,14 +237,15 @@ class ApiGuard:
             req.context.transaction = None
             if req_succeeded and resp.status_code < 400:
                 try:
-                    self._audit(req, resp, op)
+                    if op.audited:
+                        self._audit(req, resp, op)
                 except BaseException:
                     txn.rollback()
                     raise
                 txn.commit()
                 return
             txn.rollback()
-        if req.method in MUTATING and op is not None:
+        if req.method in MUTATING and op is not None and (op.audited or resp.status_code in (401, 403)):
             with hubdb.atomic():
                 self._audit(req, resp, op)
 
@@ -273,11 +277,13 @@ def check_access(op: Operation, principal, template: str) -> None:
         if not isinstance(principal, RobotPrincipal):
             raise Forbidden("only executors can call this interface")
         return
+    if op.permission == ANY_PRINCIPAL and isinstance(principal, RobotPrincipal):
+        return
     if not isinstance(principal, UserPrincipal):
         raise Forbidden("robot credentials cannot call people's APIs")
     if principal.must_change_password and not op.allow_password_change:
         raise Forbidden("password change required: POST /api/v1/me/password")
-    if op.permission != AUTHENTICATED and not principal.can(op.permission):
+    if op.permission not in (AUTHENTICATED, ANY_PRINCIPAL) and not principal.can(op.permission):
         raise Forbidden(f"permission {op.permission} required")
 
 
@@ -353,10 +359,11 @@ def openapi_document(routes: Routes, *, title: str, version: str) -> dict[str, A
         failure = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
         spec["responses"]["400"] = failure
         if not op.public:
-            spec["security"] = [{"robot": []}] if op.permission == ROBOT else [{"bearer": []}]
+            spec["security"] = {ROBOT: [{"robot": []}], ANY_PRINCIPAL: [{"bearer": []}, {"robot": []}]}.get(
+                op.permission, [{"bearer": []}])
             spec["responses"]["401"] = failure
             spec["responses"]["403"] = failure
-            if op.permission not in (None, AUTHENTICATED, ROBOT):
+            if op.permission not in (None, AUTHENTICATED, ROBOT, ANY_PRINCIPAL):
                 spec["x-rpahub-permission"] = op.permission
         item[method] = spec
     return {

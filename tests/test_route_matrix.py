@@ -8,11 +8,14 @@ moment it is added.
 import re
 
 import pytest
+from rpahub_adapters.tces130 import proof
 
 from rpahub_core import db as hubdb
+from rpahub_core.sessions import ExecutorSession
 from rpahub_core.web import API_PREFIX, MUTATING
 from rpahub_plugins.audit_log.models import AuditEntry
-from rpahub_plugins.auth_local import identity
+from rpahub_plugins.executors import state
+from rpahub_plugins.executors.models import Supplier
 
 
 def api_operations(app):
@@ -24,9 +27,13 @@ def api_operations(app):
 
 @pytest.fixture
 def robot_token(app):
+    """A robot admitted the way executors are: supplier secret, then its robotConnectId."""
     with hubdb.connection():
-        raw, _ = identity(app.hub).issue_token("robot", "robot-001", kind="connection")
-    return raw
+        Supplier.create(code="vendor-a", secret_enc=app.hub.keys.encrypt("vendor-a-secret-0123456789"))
+        session = ExecutorSession(robot_id="robot-001", transport="http")
+        result = state(app.hub).gateway.register(session, {
+            "supplierCode": "vendor-a", "supplierSecret": proof("vendor-a-secret-0123456789", "robot-001")})
+    return result["robotConnectId"]
 
 
 def test_every_api_route_is_declared_and_refuses_anonymous_callers(app, client):

@@ -1,10 +1,11 @@
-"""Local identity: people with passwords and tokens, roles, and robot connection tokens."""
+"""Local identity: people with passwords and tokens, and roles. Robots are never users here."""
 
 from __future__ import annotations
 
 import getpass
 
 from rpahub_core import hookimpl
+from rpahub_core.auth import USER_TOKEN_PREFIX
 from rpahub_core.errors import Unauthorized
 from rpahub_core.migrations import create_tables
 
@@ -52,18 +53,15 @@ def rpahub_register_routes(routes, hub):
 def rpahub_authenticate(req, hub):
     ident = identity(hub)
     header = req.get_header("Authorization")
-    if header:
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
-            raise Unauthorized("Authorization must be 'Bearer <token>'")
-        return ident.principal_for(raw.strip())
-    connect_id = req.get_header("robotConnectId")
-    if connect_id:
-        principal = ident.principal_for(connect_id)
-        if principal.kind != "robot" or principal.id != (req.get_header("robotId") or ""):
-            raise Unauthorized("robotConnectId does not belong to robotId")
-        return principal
-    return None
+    if not header:
+        return None
+    scheme, _, raw = header.partition(" ")
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw:
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    if not raw.startswith(USER_TOKEN_PREFIX):
+        return None  # not a person's token: robots are admitted elsewhere
+    return ident.principal_for(raw)
 
 
 @hookimpl

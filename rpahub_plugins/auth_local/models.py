@@ -43,7 +43,7 @@ class UserRole(BaseModel):
 
 
 class Token(BaseModel):
-    """A bearer credential. People and robots both hold tokens, never the same kind."""
+    """A person's bearer credential (sessions and API tokens). Robots hold none of these."""
 
     id = peewee.CharField(primary_key=True, max_length=32, default=new_id)
     principal_type = peewee.CharField(max_length=8)  # "user" | "robot"

@@ -12,7 +12,7 @@ from collections import defaultdict, deque
 import peewee
 
 from rpahub_core import db as hubdb
-from rpahub_core.auth import ANY_PERMISSION, ROBOT_TOKEN_PREFIX, USER_TOKEN_PREFIX, RobotPrincipal, UserPrincipal
+from rpahub_core.auth import ANY_PERMISSION, USER_TOKEN_PREFIX, UserPrincipal
 from rpahub_core.db import utcnow
 from rpahub_core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 
@@ -146,8 +146,9 @@ class Identity:
 
     def issue_token(self, principal_type: str, subject: str, *, kind: str, name: str = "",
                     ttl: dt.timedelta | None = None) -> tuple[str, Token]:
-        prefix = USER_TOKEN_PREFIX if principal_type == "user" else ROBOT_TOKEN_PREFIX
-        raw = prefix + secrets.token_urlsafe(32)
+        if principal_type != "user":
+            raise ValueError("local identity issues tokens to people only")
+        raw = USER_TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = Token.create(
             principal_type=principal_type, subject=subject, kind=kind, name=name,
             token_hash=token_hash(raw), expires_at=(utcnow() + ttl) if ttl else None,
@@ -176,17 +177,15 @@ class Identity:
                                       ttl=dt.timedelta(hours=self.settings.token_ttl_hours))
         return raw, token, user
 
-    def principal_for(self, raw: str) -> UserPrincipal | RobotPrincipal:
+    def principal_for(self, raw: str) -> UserPrincipal:
         """Resolve a presented token; raise Unauthorized when it is not valid now."""
-        token = Token.get_or_none(Token.token_hash == token_hash(raw))
+        token = Token.get_or_none((Token.token_hash == token_hash(raw)) & (Token.principal_type == "user"))
         now = utcnow()
         if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
             raise Unauthorized("token is invalid, expired or revoked")
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             # Coarse on purpose: one write a minute per token, not one per request.
             Token.update(last_used_at=now).where(Token.id == token.id).execute()
-        if token.principal_type == "robot":
-            return RobotPrincipal(id=token.subject, name=token.subject, connect_id=token.id)
         user = User.get_or_none(User.id == token.subject)
         if user is None or not user.is_active:
             raise Unauthorized("user is disabled")

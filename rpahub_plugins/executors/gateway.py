@@ -1,0 +1,299 @@
+"""The uplink every transport calls: admission, heartbeats, logs, finish, video,
+checkpoints, and the durable downlink of commands (T/CES 130 clause 7, Appendix A).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+
+import peewee
+
+from rpahub_core import db as hubdb
+from rpahub_core.adapter import AdmissionRefused
+from rpahub_core.auth import ROBOT_TOKEN_PREFIX, RobotPrincipal
+from rpahub_core.db import utcnow
+from rpahub_core.errors import DuplicateConnection, Unauthorized
+from rpahub_core.sessions import Command as WireCommand
+from rpahub_core.sessions import ExecutorSession, ProtocolError
+
+from . import wire
+from .models import AllowedRobot, Command, Executor, RunEvent, RunInstance, RunLog, StoredFile, Supplier, UsedNonce
+
+log = logging.getLogger("rpahub.executors")
+
+FINISH_STATES = {0: "success", 1: "cancelled", 2: "failed"}
+ACTIVE_STATES = ("dispatched", "running", "stopping")
+DONE_STATES = ("success", "cancelled", "failed")
+CHECKPOINT_MAX = 1 << 20
+
+
+def connect_hash(connect_id: str) -> str:
+    return hashlib.sha256(connect_id.encode()).hexdigest()[:32]
+
+
+class Gateway:
+    """Implements :class:`rpahub_core.sessions.Uplink` for every transport."""
+
+    def __init__(self, hub, adapters, licences, settings: dict):
+        self.hub = hub
+        self.adapters = adapters  # name -> adapter instance
+        self.licences = licences
+        self.heartbeat_s = int(settings.get("heartbeat_s", 15))
+        self.offline_after_s = self.heartbeat_s * int(settings.get("missed_heartbeats", 3))
+        self.duplicate_policy = settings.get("duplicate_policy", "existing")
+        self.sessions: dict[str, ExecutorSession] = {}  # live push sessions of this process
+        self._seen: dict[str, float] = {}  # robot id -> last heartbeat written (monotonic)
+        self._lock = threading.RLock()
+
+    # -- connections -----------------------------------------------------------
+
+    def attach(self, session: ExecutorSession) -> None:
+        """A push connection opened for ``session.robot_id``: refuse a duplicate (10000)."""
+        with self._lock:
+            existing = self.sessions.get(session.robot_id)
+            if existing is not None:
+                idle = time.monotonic() - existing.extra.get("last_seen", 0)
+                if self.duplicate_policy == "newest" and idle > self.heartbeat_s:
+                    # The old socket is half-open: the robot reconnected before we noticed.
+                    existing.close(DuplicateConnection.code, "replaced by a newer connection")
+                else:
+                    raise DuplicateConnection(f"robot {session.robot_id} is already connected")
+            self.sessions[session.robot_id] = session
+
+    def disconnected(self, session: ExecutorSession) -> None:
+        with self._lock:
+            if self.sessions.get(session.robot_id) is session:
+                del self.sessions[session.robot_id]
+        if session.registered and session.connect_id:
+            with hubdb.atomic():
+                n = Executor.update(state="offline").where(
+                    (Executor.id == session.robot_id) & (Executor.connect_id == connect_hash(session.connect_id))
+                ).execute()
+                if n:
+                    self.hub.publish("executor.offline", robotId=session.robot_id, reason="disconnected")
+
+    def principal(self, session: ExecutorSession) -> RobotPrincipal:
+        return RobotPrincipal(id=session.robot_id, name=session.robot_id,
+                              supplier=session.extra.get("supplier", ""), connect_id=session.connect_id)
+
+    def robot_of(self, connect_id: str) -> str:
+        executor = Executor.get_or_none(Executor.connect_id == connect_hash(connect_id))
+        return executor.id if executor else ""
+
+    def resume(self, robot_id: str, connect_id: str) -> ExecutorSession:
+        executor = Executor.get_or_none(Executor.id == robot_id)
+        if executor is None or not connect_id or executor.connect_id != connect_hash(connect_id):
+            raise Unauthorized("robotConnectId is not the current connection of robotId; register again")
+        if executor.state == "offline":
+            raise Unauthorized("connection expired after missed heartbeats; register again")
+        return ExecutorSession(robot_id=robot_id, transport=executor.transport, connect_id=connect_id,
+                               registered=True, extra={"supplier": executor.supplier_id})
+
+    # -- admission (6.5.2a) ----------------------------------------------------
+
+    def register(self, session: ExecutorSession, body) -> dict:
+        body = wire.parse(wire.RegisterBody, body)
+        robot_id = session.robot_id
+        try:
+            supplier = self._admit(robot_id, body)
+        except ProtocolError as err:
+            with hubdb.atomic():
+                self.hub.audit("executor.register", principal=RobotPrincipal(id=robot_id, name=robot_id),
+                               target=robot_id, result="denied", detail={"hint": err.hint}, source=session.remote)
+            raise
+        connect_id = ROBOT_TOKEN_PREFIX + secrets.token_urlsafe(24)
+        licence, problem = self.licences.for_robot(robot_id)
+        if problem:
+            raise ProtocolError(f"licence: {problem}")
+        now = utcnow()
+        with hubdb.atomic():
+            values = dict(supplier=supplier.code, version=body.version or "", state="online",
+                          transport=session.transport, connect_id=connect_hash(connect_id), node=self.hub.node_id,
+                          registered_at=now, last_heartbeat=now)
+            updated = Executor.update(**values).where(Executor.id == robot_id).execute()
+            if not updated:
+                Executor.create(id=robot_id, **values)
+            session.connect_id = connect_id
+            session.registered = True
+            session.extra["supplier"] = supplier.code
+            self.hub.audit("executor.register", principal=self.principal(session), target=robot_id,
+                           detail={"transport": session.transport, "version": body.version or "",
+                                   "licence": licence.id if licence else None}, source=session.remote)
+            self.hub.publish("executor.online", robotId=robot_id, transport=session.transport)
+        self._seen[robot_id] = time.monotonic()
+        return {"robotConnectId": connect_id, "licenseContent": licence.content if licence else ""}
+
+    def _admit(self, robot_id: str, body) -> Supplier:
+        supplier = Supplier.get_or_none(Supplier.code == body.supplierCode)
+        if supplier is None:
+            raise ProtocolError("supplierCode: unknown supplier")
+        if not supplier.enabled:
+            raise ProtocolError("supplierCode: supplier is disabled")
+        if supplier.allowlist_required and not AllowedRobot.select().where(
+                (AllowedRobot.supplier == supplier) & (AllowedRobot.robot_id == robot_id)).exists():
+            raise ProtocolError("robotId: not on the supplier's allow-list")
+        adapter = self.adapters.get(supplier.adapter)
+        if adapter is None:
+            raise ProtocolError(f"supplierCode: adapter {supplier.adapter!r} is not installed")
+        try:
+            adapter.verify_secret(secret=self.hub.keys.decrypt(supplier.secret_enc), robot_id=robot_id,
+                                  presented=body.supplierSecret, now=time.time(),
+                                  remember_nonce=lambda nonce: self._remember(supplier.code, nonce))
+        except AdmissionRefused as exc:
+            raise ProtocolError(str(exc)) from None
+        return supplier
+
+    def _remember(self, supplier: str, nonce: str) -> bool:
+        cutoff = utcnow() - dt.timedelta(seconds=900)
+        try:
+            with hubdb.atomic():
+                UsedNonce.delete().where(UsedNonce.seen_at < cutoff).execute()
+                UsedNonce.create(supplier=supplier, nonce=nonce)
+            return True
+        except peewee.IntegrityError:
+            return False
+
+    # -- liveness --------------------------------------------------------------
+
+    def heartbeat(self, session: ExecutorSession, body) -> None:
+        body = wire.parse(wire.HeartbeatBody, body)
+        session.extra["last_seen"] = time.monotonic()
+        now_m = time.monotonic()
+        running = body.runInstanceId
+        if running:
+            run = self._own_run(session, running)
+            if run.state == "dispatched":
+                self._transition(run, "running", "heartbeat reports it running")
+        # Hot path: one write per robot every few seconds, not one per heartbeat.
+        if now_m - self._seen.get(session.robot_id, 0) >= min(5, self.heartbeat_s / 3):
+            self._seen[session.robot_id] = now_m
+            with hubdb.atomic():
+                Executor.update(last_heartbeat=utcnow(), state="busy" if running else "online").where(
+                    (Executor.id == session.robot_id) & (Executor.state != "offline")).execute()
+
+    def reap(self) -> list[str]:
+        """Mark executors offline after missed heartbeats; returns their ids."""
+        cutoff = utcnow() - dt.timedelta(seconds=self.offline_after_s)
+        with hubdb.atomic():
+            stale = [e.id for e in Executor.select(Executor.id).where(
+                (Executor.state != "offline") & (Executor.last_heartbeat < cutoff))]
+            if stale:
+                Executor.update(state="offline").where(Executor.id.in_(stale)).execute()
+                for robot_id in stale:
+                    self.hub.publish("executor.offline", robotId=robot_id, reason="heartbeat timeout")
+        return stale
+
+    # -- reports ---------------------------------------------------------------
+
+    def _own_run(self, session: ExecutorSession, run_id: str) -> RunInstance:
+        run = RunInstance.get_or_none(RunInstance.id == run_id)
+        if run is None:
+            raise ProtocolError("runInstanceId: unknown run")
+        if run.executor_id != session.robot_id:
+            raise ProtocolError("runInstanceId: the run belongs to another executor")
+        return run
+
+    def _transition(self, run: RunInstance, state: str, detail: str = "") -> None:
+        now = utcnow()
+        with hubdb.atomic():
+            changes = {"state": state}
+            if state == "running" and run.started_at is None:
+                changes["started_at"] = now
+            if state in DONE_STATES:
+                changes["finished_at"] = now
+            RunInstance.update(**changes).where(RunInstance.id == run.id).execute()
+            RunEvent.create(run=run.id, state=state, detail=detail, at=now)
+            for key, value in changes.items():
+                setattr(run, key, value)
+            self.hub.publish(f"run.{state}", runId=run.id, executorId=run.executor_id)
+
+    def report_logs(self, session: ExecutorSession, body) -> int:
+        body = wire.parse(wire.ReportLogsBody, body)
+        run = self._own_run(session, body.runInstanceId)
+        rows = [{"run": run.id, "content": item.content, "screenshot": item.screenshot, "log_at": item.logAt,
+                 "level": item.logLevel, "executor_id": session.robot_id} for item in body.logs]
+        with hubdb.atomic():
+            if rows:
+                RunLog.insert_many(rows).execute()
+            if run.state == "dispatched":
+                self._transition(run, "running", "first logs")
+        session.extra["last_seen"] = time.monotonic()
+        return len(rows)
+
+    def report_finish(self, session: ExecutorSession, body) -> None:
+        body = wire.parse(wire.ReportFinishBody, body)
+        run = self._own_run(session, body.runInstanceId)
+        state = FINISH_STATES[body.status]
+        if run.state in DONE_STATES:
+            if run.finish_status == body.status:
+                return  # a retried report: already recorded
+            raise ProtocolError(f"runInstanceId: run already finished as {run.state}")
+        with hubdb.atomic():
+            RunInstance.update(finish_status=body.status, error_code=body.errorCode,
+                               outputs=json.dumps(body.outputs or {}, ensure_ascii=False)).where(
+                RunInstance.id == run.id).execute()
+            run.finish_status, run.error_code = body.status, body.errorCode
+            self._transition(run, state, f"reported by {session.robot_id}"
+                             + (f", errorCode {body.errorCode}" if body.errorCode is not None else ""))
+            Executor.update(state="online").where(
+                (Executor.id == session.robot_id) & (Executor.state == "busy")).execute()
+            self.hub.audit("run.finish", principal=self.principal(session), target=run.id,
+                           detail={"status": body.status, "errorCode": body.errorCode}, source=session.remote)
+            self.hub.publish("run.finished", runId=run.id, status=body.status, errorCode=body.errorCode,
+                             executorId=session.robot_id)
+
+    def report_video(self, session: ExecutorSession, body) -> None:
+        body = wire.parse(wire.ReportVideoBody, body)
+        run = self._own_run(session, body.runInstanceId)
+        if run.state not in DONE_STATES:
+            raise ProtocolError("ReportVideoRecord: only after ReportFinish")
+        video = StoredFile.get_or_none(StoredFile.id == body.videoId)
+        if video is None or video.uploaded_by != f"robot:{session.robot_id}":
+            raise ProtocolError("videoId: no such file uploaded by this executor")
+        with hubdb.atomic():
+            RunInstance.update(video_id=video.id).where(RunInstance.id == run.id).execute()
+            StoredFile.update(run_id=run.id).where(StoredFile.id == video.id).execute()
+            self.hub.audit("run.video", principal=self.principal(session), target=run.id,
+                           detail={"videoId": video.id, "size": video.size}, source=session.remote)
+            self.hub.publish("run.video", runId=run.id, videoId=video.id)
+
+    def report_checkpoint(self, session: ExecutorSession, body) -> None:
+        body = wire.parse(wire.ReportCheckpointBody, body)
+        run = self._own_run(session, body.runInstanceId)
+        if run.state in DONE_STATES:
+            raise ProtocolError("runInstanceId: run already finished")
+        text = json.dumps(body.checkpoint, ensure_ascii=False)
+        if len(text) > CHECKPOINT_MAX:
+            raise ProtocolError(f"checkpoint: larger than {CHECKPOINT_MAX} bytes")
+        with hubdb.atomic():
+            RunInstance.update(checkpoint=text, checkpoint_at=utcnow()).where(RunInstance.id == run.id).execute()
+
+    # -- downlink ---------------------------------------------------------------
+
+    def send(self, robot_id: str, action: str, body: dict | None, run_id: str | None = None) -> None:
+        """Queue a command durably; it reaches the robot however it is connected."""
+        text = None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        Command.create(executor_id=robot_id, action=action, body=text, run_id=run_id)
+        hubdb.after_commit(lambda: self.wake(robot_id))
+
+    def wake(self, robot_id: str) -> None:
+        session = self.sessions.get(robot_id)
+        if session is not None:
+            session.wake()
+        else:
+            self.hub.publish("executor.command", robotId=robot_id)
+
+    def next_command(self, session: ExecutorSession) -> WireCommand | None:
+        with hubdb.atomic():
+            row = (Command.select().where((Command.executor_id == session.robot_id) & Command.delivered_at.is_null())
+                   .order_by(Command.id).first())
+            if row is None:
+                return None
+            Command.update(delivered_at=utcnow()).where(Command.id == row.id).execute()
+        return WireCommand(action=row.action, body=row.body, id=row.id)

@@ -1,0 +1,151 @@
+"""Starting and stopping runs on admitted executors, and the links they follow.
+
+A run is persisted before anything is sent; its ``Execute`` is a durable command,
+so a hub crash between the two loses nothing: the command is delivered when the
+robot next connects or heartbeats.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from rpahub_core import db as hubdb
+from rpahub_core import signing
+from rpahub_core.db import utcnow
+from rpahub_core.errors import BadRequest, Conflict, Forbidden, NotFound
+
+from .gateway import ACTIVE_STATES, DONE_STATES
+from .models import Executor, Package, RunEvent, RunInstance, Supplier
+
+DOWNLOAD_TTL_S = 3600
+UPLOAD_TTL_S = 24 * 3600
+
+
+class Runs:
+    def __init__(self, hub, gateway, files, adapters):
+        self.hub = hub
+        self.gateway = gateway
+        self.files = files
+        self.adapters = adapters
+
+    # -- packages ---------------------------------------------------------------
+
+    def add_package(self, *, name: str, version: str, data: bytes, created_by: str) -> Package:
+        kind, entry = inspect_package(data)
+        if Package.select().where((Package.name == name) & (Package.version == version)).exists():
+            raise Conflict(f"package {name} {version} exists: versions are immutable")
+        stored = self.files.save_bytes(data, name=f"{name}-{version}.zip", content_type="application/zip",
+                                       source="package", uploaded_by=created_by)
+        return Package.create(name=name, version=version, kind=kind, entry=entry, file=stored,
+                              created_by=created_by)
+
+    # -- runs -------------------------------------------------------------------
+
+    def start(self, *, package_id: str, executor_id: str, arguments: list[dict], user_id: str, user_name: str,
+              video_required: bool = False, video_mode: int = 0) -> RunInstance:
+        package = Package.get_or_none(Package.id == package_id)
+        if package is None:
+            raise NotFound(f"packageId: package {package_id} not found")
+        executor = Executor.get_or_none(Executor.id == executor_id)
+        if executor is None:
+            raise NotFound(f"executorId: executor {executor_id} is not admitted")
+        if executor.state == "offline":
+            raise Conflict(f"executorId: executor {executor_id} is offline")
+        supplier = Supplier.get_by_id(executor.supplier_id)
+        adapter = self.adapters.get(supplier.adapter)
+        if adapter is not None and not adapter.accepts_package(package.kind):
+            raise BadRequest(f"packageId: {supplier.adapter} executors do not run {package.kind} packages")
+        busy = RunInstance.select().where((RunInstance.executor_id == executor_id)
+                                          & RunInstance.state.in_(ACTIVE_STATES)).count()
+        if busy >= executor.slots:
+            raise Conflict(f"executorId: executor {executor_id} is busy")
+        with hubdb.atomic():
+            run = RunInstance.create(package=package, executor_id=executor_id, state="dispatched",
+                                     arguments=json.dumps(arguments, ensure_ascii=False), user_id=user_id,
+                                     user_name=user_name, video_required=video_required, video_mode=video_mode,
+                                     dispatched_at=utcnow())
+            RunEvent.create(run=run.id, state="dispatched", detail=f"to {executor_id} by {user_name}")
+            self.gateway.send(executor_id, "Execute", self.execute_body(run, package, adapter), run_id=run.id)
+            self.hub.publish("run.dispatched", runId=run.id, executorId=executor_id)
+        return run
+
+    def execute_body(self, run: RunInstance, package: Package, adapter=None) -> dict:
+        """Table A.7, every field; the extensions only when they carry something."""
+        base = self.hub.settings.hub.base_url.rstrip("/")
+        download = signing.sign(self.hub.keys.hmac_key("package-download"),
+                                {"run": run.id, "package": package.id}, DOWNLOAD_TTL_S)
+        upload = signing.sign(self.hub.keys.hmac_key("run-token"),
+                              {"run": run.id, "robot": run.executor_id}, UPLOAD_TTL_S)
+        body = {
+            "runInstanceId": run.id,
+            "packageDownloadUri": f"{base}/v1/packages/{package.id}/download?token={download}",
+            "fileUploadUri": f"{base}/v1/file/file/upload?runToken={upload}",
+            "arguments": json.loads(run.arguments),
+            "videoRecordRequired": bool(run.video_required),
+            "videoRecordMode": run.video_mode,
+            "userId": run.user_id,
+            "userName": run.user_name,
+        }
+        if run.checkpoint:  # extension: resume where the previous attempt stopped
+            body["checkpoint"] = json.loads(run.checkpoint)
+            body["attempt"] = run.attempt
+        return adapter.execute_body(body, run) if adapter is not None else body
+
+    def stop(self, run_id: str, *, by: str) -> RunInstance:
+        run = self.get(run_id)
+        if run.state in DONE_STATES:
+            raise Conflict(f"run {run_id} already finished as {run.state}")
+        with hubdb.atomic():
+            if run.state == "pending" or not run.executor_id:
+                RunInstance.update(state="cancelled", finished_at=utcnow(), finish_status=1).where(
+                    RunInstance.id == run.id).execute()
+                RunEvent.create(run=run.id, state="cancelled", detail=f"cancelled by {by} before dispatch")
+            elif run.state != "stopping":
+                RunInstance.update(state="stopping").where(RunInstance.id == run.id).execute()
+                RunEvent.create(run=run.id, state="stopping", detail=f"stop requested by {by}")
+                self.gateway.send(run.executor_id, "Stop", None, run_id=run.id)
+        return self.get(run_id)
+
+    def get(self, run_id: str) -> RunInstance:
+        run = RunInstance.get_or_none(RunInstance.id == run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+    def verify_download(self, package_id: str, token: str) -> Package:
+        try:
+            claims = signing.verify(self.hub.keys.hmac_key("package-download"), token)
+        except signing.BadSignature as exc:
+            raise Forbidden(f"download link {exc}") from None
+        if claims.get("package") != package_id:
+            raise Forbidden("download link is for another package")
+        return Package.get_by_id(package_id)
+
+
+def inspect_package(data: bytes) -> tuple[str, str]:
+    """A package is a zip: ``.robot`` suites make it a Robot Framework package,
+    otherwise ``main.py`` (or ``manifest.json``'s ``entry``) a Python one."""
+    import io
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = zf.namelist()
+            for name in names:
+                if name.startswith("/") or ".." in name.split("/"):
+                    raise BadRequest(f"file: package entry {name!r} escapes the package folder")
+            manifest = {}
+            if "manifest.json" in names:
+                try:
+                    manifest = json.loads(zf.read("manifest.json"))
+                except ValueError:
+                    raise BadRequest("file: manifest.json is not valid JSON") from None
+    except zipfile.BadZipFile:
+        raise BadRequest("file: a package must be a zip archive") from None
+    robots = sorted(n for n in names if n.endswith(".robot"))
+    if manifest.get("kind") == "robot" or (robots and manifest.get("kind") != "python"):
+        return "robot", manifest.get("entry") or (robots[0] if robots else "")
+    entry = manifest.get("entry") or ("main.py" if "main.py" in names else "")
+    if not entry or entry not in names:
+        raise BadRequest("file: a package needs .robot suites, main.py, or manifest.json naming its entry")
+    return "python", entry

@@ -1,0 +1,100 @@
+"""The bodies of T/CES 130 Appendix A, field for field, validated strictly.
+
+Types are checked without coercion (``"status": "2"`` is an error, as is ``true``
+for an int); unknown fields are ignored so vendors may extend their messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from rpahub_core.sessions import ProtocolError
+from rpahub_core.web import validation_errors
+
+RUN_ID = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+def parse_log_time(value):
+    """``logAt``: ISO 8601 with or without offset, or ``yyyy-MM-dd HH:mm:ss``; naive means UTC."""
+    if not isinstance(value, str):
+        raise ValueError("must be a date-time string")
+    text = value.strip().replace("Z", "+00:00")
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?", text):
+        text = text.replace(" ", "T")
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("expected ISO 8601 or yyyy-MM-dd HH:mm:ss") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+class RegisterBody(Body):
+    supplierCode: StrictStr = Field(min_length=1, max_length=64)
+    supplierSecret: StrictStr = Field(min_length=1, max_length=512)
+    version: StrictStr | None = Field(None, max_length=64)
+
+
+class HeartbeatBody(Body):
+    runInstanceId: RUN_ID | None = None
+
+
+class RunInstanceLog(Body):
+    content: StrictStr = Field(max_length=65536)
+    screenshot: StrictStr | None = Field(None, max_length=64)
+    logAt: Annotated[dt.datetime, BeforeValidator(parse_log_time)]
+    logLevel: StrictInt = Field(ge=0, le=2)
+
+
+class ReportLogsBody(Body):
+    runInstanceId: RUN_ID
+    logs: list[RunInstanceLog] = Field(max_length=5000)
+
+
+class ReportFinishBody(Body):
+    runInstanceId: RUN_ID
+    status: StrictInt = Field(ge=0, le=2)
+    errorCode: StrictInt | None = None
+    # Extension: named results a following task of a flow receives.
+    outputs: dict[str, StrictStr | StrictInt | float | bool | None] | None = None
+
+
+class ReportVideoBody(Body):
+    runInstanceId: RUN_ID
+    videoId: StrictStr = Field(min_length=1, max_length=64)
+
+
+class ReportCheckpointBody(Body):
+    """Extension (not in Appendix A): the state a run resumes from on another executor."""
+
+    runInstanceId: RUN_ID
+    checkpoint: dict | list | StrictStr = Field(...)
+
+
+class PersonalFileBody(Body):
+    fileId: StrictStr | None = Field(None, max_length=64)
+    fileName: StrictStr | None = Field(None, max_length=255)
+    runInstanceId: StrictStr | None = Field(None, max_length=64)
+    userId: StrictStr | None = Field(None, max_length=64)
+    userName: StrictStr | None = Field(None, max_length=128)
+
+
+def parse(model: type[Body], data) -> Body:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProtocolError("body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        raise ProtocolError("; ".join(f"{e['field']}: {e['message']}" for e in errors), value={"errors": errors}) from None

@@ -1,0 +1,209 @@
+"""WebSocket executor protocol at ``/robothub/{id}`` (T/CES 130 7.2.1, A.1, figure B.1).
+
+Every frame is ``{"action": "...", "body": "<JSON text>"}``. Nothing but ``Register`` is
+accepted before registration; a malformed or invalid frame is answered with ``Error``
+10001 and the connection stays open; a second connection for a connected robot gets
+``Error`` 10000 and is closed. The hub pings, closes idle sockets, and caps frame size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from rpahub_core import db as hubdb
+from rpahub_core import hookimpl
+from rpahub_core.errors import DUPLICATE_CONNECTION, PARAMETER_ERROR, UNKNOWN_ERROR, BadRequest, HubError
+from rpahub_core.sessions import ExecutorSession
+
+from . import wsfix
+
+log = logging.getLogger("rpahub.protocol_ws")
+
+UPLINK = {
+    "Heartbeat": "heartbeat",
+    "ReportLogs": "report_logs",
+    "ReportFinish": "report_finish",
+    "ReportVideoRecord": "report_video",
+    "ReportCheckpoint": "report_checkpoint",  # extension, see docs/protocol.md
+}
+
+
+def frame(action: str, body: dict | str | None = None) -> str:
+    msg = {"action": action}
+    if body is not None:
+        msg["body"] = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+def error_frame(code: int, message: str) -> str:
+    return frame("Error", {"errorCode": code, "message": message})
+
+
+class WsSession(ExecutorSession):
+    def __init__(self, robot_id: str, ws, remote: str):
+        import gevent.event
+
+        super().__init__(robot_id=robot_id, transport="ws", remote=remote)
+        self.ws = ws
+        self.pending = gevent.event.Event()
+        self.extra["last_seen"] = time.monotonic()
+
+    def send(self, text: str) -> None:
+        if not self.ws.closed:
+            self.ws.send(text)
+
+    def wake(self) -> None:
+        self.pending.set()
+
+    def close(self, code: int, message: str) -> None:
+        try:
+            self.send(error_frame(code, message))
+            self.ws.close(1000, message.encode()[:120])
+        except Exception:  # already gone
+            pass
+
+
+def parse_frame(text) -> tuple[str, dict | None]:
+    if not isinstance(text, str):
+        raise BadRequest("frames must be text (JSON)")
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise BadRequest("frame is not valid JSON") from None
+    if not isinstance(msg, dict):
+        raise BadRequest("frame must be a JSON object with action and body")
+    action = msg.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("action: required string")
+    raw = msg.get("body")
+    if raw is None:
+        return action, None
+    if not isinstance(raw, str):
+        raise BadRequest("body: must be a string holding JSON (Appendix A.1)")
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        raise BadRequest("body: not valid JSON text") from None
+    return action, body
+
+
+class RobotHub:
+    def __init__(self, uplink, hub, settings: dict):
+        self.uplink = uplink
+        self.hub = hub
+        self.idle_s = int(settings["heartbeat_s"]) * int(settings["missed_heartbeats"])
+        self.ping_s = max(1, int(settings["heartbeat_s"]))
+        self.poll_s = 2.0  # commands queued by another process arrive at the latest after this
+
+    def on_get(self, req, resp, robot_id):
+        ws = req.env.get("wsgi.websocket")
+        if ws is None:
+            raise BadRequest("WebSocket upgrade required (GET with Upgrade: websocket)")
+        if not robot_id or len(robot_id) > 128:
+            ws.send(error_frame(PARAMETER_ERROR, "id: 1 to 128 characters"))
+            ws.close()
+            return
+        session = WsSession(robot_id, ws, req.remote_addr or "")
+        try:
+            self.uplink.attach(session)
+        except HubError as exc:  # duplicate connection: tell it, then close it
+            ws.send(error_frame(exc.code, exc.hint))
+            ws.close(1008, b"duplicate connection")
+            return
+        import gevent
+
+        sender = gevent.spawn(self._downlink, session)
+        try:
+            self._uplink_loop(session)
+        finally:
+            sender.kill()
+            with hubdb.connection():
+                self.uplink.disconnected(session)
+            if not ws.closed:
+                ws.close()
+
+    def _uplink_loop(self, session: WsSession) -> None:
+        import gevent
+
+        ws = session.ws
+        while not ws.closed:
+            try:
+                with gevent.Timeout(self.idle_s):
+                    text = ws.receive()
+            except gevent.Timeout:
+                session.close(PARAMETER_ERROR, f"no message for {self.idle_s}s; closing")
+                return
+            if text is None:
+                return
+            session.extra["last_seen"] = time.monotonic()
+            reply = self.handle(session, text)
+            if reply:
+                session.send(reply)
+
+    def handle(self, session: WsSession, text) -> str | None:
+        """Process one frame; return an ``Error`` frame to send back, if any."""
+        try:
+            action, body = parse_frame(text)
+            with hubdb.connection():
+                if action == "Register":
+                    if session.registered:
+                        raise BadRequest("Register: already registered on this connection")
+                    result = self.uplink.register(session, body)
+                    if result.get("licenseContent"):
+                        session.send(frame("SendLicense", {"licenseContent": result["licenseContent"]}))
+                    session.wake()  # commands queued while it was away
+                    return None
+                method = UPLINK.get(action)
+                if method is None:
+                    raise BadRequest(f"action: unknown action {action!r}")
+                if not session.registered:
+                    raise BadRequest(f"{action}: send Register first")
+                getattr(self.uplink, method)(session, body)
+                return None
+        except HubError as exc:
+            code = DUPLICATE_CONNECTION if exc.code == DUPLICATE_CONNECTION else PARAMETER_ERROR
+            return error_frame(code, exc.hint)
+        except Exception:
+            log.exception("unexpected failure on a frame from %s", session.robot_id)
+            return error_frame(UNKNOWN_ERROR, "unexpected error (19999); the hub logged the details")
+
+    def _downlink(self, session: WsSession) -> None:
+        import gevent
+
+        last_ping = time.monotonic()
+        while not session.ws.closed:
+            session.pending.wait(timeout=min(self.poll_s, self.ping_s))
+            session.pending.clear()
+            try:
+                if session.registered:
+                    with hubdb.connection():
+                        while True:
+                            command = self.uplink.next_command(session)
+                            if command is None:
+                                break
+                            session.send(frame(command.action, command.body))
+                if time.monotonic() - last_ping >= self.ping_s:
+                    session.ws.send_frame(b"", session.ws.OPCODE_PING)
+                    last_ping = time.monotonic()
+            except Exception:
+                if session.ws.closed:
+                    return
+                log.exception("downlink to %s failed; retrying", session.robot_id)
+                gevent.sleep(1)
+
+
+class WebSocketTransport:
+    name = "ws"
+
+    def routes(self, uplink, hub):
+        settings = {"heartbeat_s": 15, "missed_heartbeats": 3, "max_ws_frame_kb": 1024,
+                    **hub.settings.plugin("executors")}
+        wsfix.apply(int(settings["max_ws_frame_kb"]) * 1024)
+        return [("/robothub/{robot_id}", RobotHub(uplink, hub, settings))]
+
+
+@hookimpl
+def rpahub_executor_protocols(hub):
+    return [WebSocketTransport()]
