@@ -106,9 +106,11 @@ def cmd_serve(args) -> int:
     hub = _hub(args)  # migrate and seed once, before workers fork
     settings = hub.settings
     hub.close()
+    if args.bind:
+        settings.server.bind = args.bind
     return serve(
         settings,
-        bind=args.bind or settings.server.bind,
+        bind=settings.server.bind,
         workers=args.workers or settings.server.workers,
         worker_connections=args.worker_connections or settings.server.worker_connections,
     )

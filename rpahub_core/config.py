@@ -32,7 +32,8 @@ class _Section(BaseModel):
 class HubSection(_Section):
     name: str = "rpahub"
     home: str = "var"
-    base_url: str = "http://127.0.0.1:8080"
+    # Empty: http://<server.bind>. Set it when executors reach the hub by another name.
+    base_url: str = ""
     tier: Literal["standalone", "headquarters", "province"] = "standalone"
 
 
@@ -84,6 +85,14 @@ class Settings(_Section):
     def path(self, relative: str) -> Path:
         """A path from the configuration, relative to ``hub.home``."""
         return (self.home / relative).resolve()
+
+    @property
+    def public_url(self) -> str:
+        """Where executors and browsers reach this hub (signed links point here)."""
+        if self.hub.base_url:
+            return self.hub.base_url.rstrip("/")
+        host, _, port = self.server.bind.rpartition(":")
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
 
     @property
     def database_url(self) -> str:
@@ -202,7 +211,9 @@ name = "rpahub"
 # Folder for the database, keys, uploads and recordings (relative to this file).
 home = "var"
 # The address executors and browsers use to reach this hub (signed download links).
-base_url = "http://127.0.0.1:8080"
+# Empty: http://<server.bind>. Set it behind a proxy or when binding 0.0.0.0:
+# base_url = "https://rpa.example.sgcc.com.cn"
+base_url = ""
 # standalone | headquarters | province
 tier = "standalone"
 

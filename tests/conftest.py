@@ -64,3 +64,61 @@ def admin_token(app, client):
     r = client.simulate_post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     assert r.status_code == 200, r.json
     return r.json["resultValue"]["token"]
+
+
+# -- the real server, shared by the protocol tests of one module ----------------------
+
+SUPPLIER_SECRET = "vendor-secret-0123456789abcdef"
+
+
+class Fleet:
+    """A running hub with an administrator and an admitted supplier."""
+
+    def __init__(self, hub, token):
+        self.hub, self.token = hub, token
+        self.call("POST", "/api/v1/suppliers", {"code": "vendor-a", "secret": SUPPLIER_SECRET})
+
+    def call(self, method, path, body=None, **kw):
+        status, answer = self.hub.call(method, path, body, token=self.token, **kw)
+        return status, answer
+
+    def secret(self, robot_id, secret=SUPPLIER_SECRET):
+        from rpahub_adapters.tces130 import proof
+
+        return proof(secret, robot_id)
+
+    def upload_package(self, name, files: dict[str, str], version="1.0"):
+        import io
+        import zipfile
+
+        import requests
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for path, text in files.items():
+                zf.writestr(path, text)
+        r = requests.post(self.hub.url + "/api/v1/packages", headers={"Authorization": f"Bearer {self.token}"},
+                          data={"name": name, "version": version},
+                          files={"file": (f"{name}.zip", buf.getvalue(), "application/zip")}, timeout=10)
+        assert r.status_code == 201, r.text
+        return r.json()["resultValue"]
+
+    def run_on(self, package_id, robot_id, **extra):
+        status, body = self.call("POST", "/api/v1/runs", {"packageId": package_id, "executorId": robot_id, **extra})
+        assert status == 201, body
+        return body["resultValue"]
+
+    def run(self, run_id):
+        return self.call("GET", f"/api/v1/runs/{run_id}")[1]["resultValue"]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    from rpahub_core.testing import LiveHub
+
+    hub = LiveHub(tmp_path_factory.mktemp("hub"), env={"RPAHUB_PLUGINS__EXECUTORS__HEARTBEAT_S": "2"})
+    hub.start()
+    try:
+        yield Fleet(hub, hub.admin_token())
+    finally:
+        hub.stop()

@@ -22,7 +22,7 @@ TAGS = ("executors",)
 
 
 def file_url(hub, file_id: str) -> str:
-    return f"{hub.settings.hub.base_url.rstrip('/')}/api/v1/files/{file_id}/content"
+    return f"{hub.settings.public_url}/api/v1/files/{file_id}/content"
 
 
 # -- shapes --------------------------------------------------------------------

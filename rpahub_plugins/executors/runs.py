@@ -72,7 +72,7 @@ class Runs:
 
     def execute_body(self, run: RunInstance, package: Package, adapter=None) -> dict:
         """Table A.7, every field; the extensions only when they carry something."""
-        base = self.hub.settings.hub.base_url.rstrip("/")
+        base = self.hub.settings.public_url
         download = signing.sign(self.hub.keys.hmac_key("package-download"),
                                 {"run": run.id, "package": package.id}, DOWNLOAD_TTL_S)
         upload = signing.sign(self.hub.keys.hmac_key("run-token"),

@@ -89,6 +89,8 @@ class PersonalFileBody(Body):
 
 
 def parse(model: type[Body], data) -> Body:
+    if isinstance(data, model):  # already validated by the HTTP layer
+        return data
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -6,12 +6,16 @@
   final ``bytes.decode`` validates already, in C, so the Python passes are dropped.
 * Size: the library reads any frame length a client announces into memory; frames and
   messages larger than the cap are refused with close code 1009 before reading them.
+* Close: the library sends the reason without the status code (RFC 6455 5.5.1 puts a
+  2-byte code first), so clients read garbage as the code.
 
 ``tests/test_protocol_ws.py::test_gevent_websocket_repairs_hold`` fails if an upgrade
 of gevent-websocket makes any of this stop applying.
 """
 
 from __future__ import annotations
+
+import struct
 
 from geventwebsocket import websocket as gws
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
@@ -98,6 +102,23 @@ def receive(self):
     return None
 
 
+def close(self, code=1000, message=b""):
+    if self.closed:
+        return
+    if isinstance(message, str):
+        message = message.encode("utf-8")
+    try:
+        self.send_frame(struct.pack("!H", code) + (message or b"")[:123], opcode=self.OPCODE_CLOSE)
+    except WebSocketError:
+        pass  # the peer is gone: nothing to tell it
+    finally:
+        self.closed = True
+        self.stream = None
+        self.raw_write = None
+        self.raw_read = None
+        self.environ = None
+
+
 def apply(max_message_bytes: int = DEFAULT_MAX_BYTES) -> None:
     global APPLIED
     gws.Header.mask_payload = unmask
@@ -105,5 +126,6 @@ def apply(max_message_bytes: int = DEFAULT_MAX_BYTES) -> None:
     gws.WebSocket.read_frame = read_frame
     gws.WebSocket.read_message = read_message
     gws.WebSocket.receive = receive
+    gws.WebSocket.close = close
     gws.WebSocket.max_message_bytes = max_message_bytes
     APPLIED = True

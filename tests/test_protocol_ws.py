@@ -1,0 +1,281 @@
+"""The WebSocket executor protocol (A.1, figure B.1) against the real server."""
+
+import json
+import struct
+import time
+
+import pytest
+import websocket
+
+from rpahub_core.errors import DUPLICATE_CONNECTION, PARAMETER_ERROR
+
+pytestmark = pytest.mark.e2e
+
+
+def connect(fleet, robot_id):
+    ws = websocket.create_connection(f"{fleet.hub.ws_url}/robothub/{robot_id}", timeout=5)
+    return ws
+
+
+def send(ws, action, body=None, raw_body=None):
+    msg = {"action": action}
+    if raw_body is not None:
+        msg["body"] = raw_body
+    elif body is not None:
+        msg["body"] = json.dumps(body)
+    ws.send(json.dumps(msg))
+
+
+def recv(ws, timeout=5):
+    ws.settimeout(timeout)
+    while True:
+        msg = json.loads(ws.recv())
+        body = json.loads(msg["body"]) if msg.get("body") else None
+        return msg["action"], body
+
+
+def expect_error(ws, code=PARAMETER_ERROR, contains=""):
+    action, body = recv(ws)
+    assert action == "Error", (action, body)
+    assert body["errorCode"] == code, body
+    assert contains in body["message"], body
+    return body["message"]
+
+
+def register(fleet, robot_id, **extra):
+    ws = connect(fleet, robot_id)
+    send(ws, "Register", {"supplierCode": "vendor-a", "supplierSecret": fleet.secret(robot_id), "version": "1.2",
+                          **extra})
+    return ws
+
+
+def no_message(ws, seconds=0.5):
+    ws.settimeout(seconds)
+    try:
+        msg = ws.recv()
+    except websocket.WebSocketTimeoutException:
+        return True
+    raise AssertionError(f"unexpected message {msg}")
+
+
+def wait_for(predicate, timeout=10, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
+    robot = "ws-flow-1"
+    status, lic = fleet.call("POST", "/api/v1/licences", {"supplier": "vendor-a", "robotId": robot, "days": 30})
+    assert status == 201
+    ws = register(fleet, robot)
+    action, body = recv(ws)
+    assert action == "SendLicense" and body == {"licenseContent": lic["resultValue"]["licenseContent"]}
+    send(ws, "Heartbeat", {})
+    executor = wait_for(lambda: fleet.call("GET", f"/api/v1/executors/{robot}")[1]["resultValue"])
+    assert executor["state"] == "online" and executor["transport"] == "ws" and executor["version"] == "1.2"
+
+    package = fleet.upload_package("ws-flow", {"main.py": "print('hi')"})
+    run = fleet.run_on(package["id"], robot, arguments=[{"name": "region", "type": "String", "value": "四川"}],
+                       videoRecordRequired=True, videoRecordMode=1)
+    action, execute = recv(ws)
+    assert action == "Execute"
+    assert set(execute) >= {"runInstanceId", "packageDownloadUri", "fileUploadUri", "arguments",
+                            "videoRecordRequired", "videoRecordMode", "userId", "userName"}
+    assert execute["runInstanceId"] == run["id"] and execute["userName"] == "admin"
+    assert execute["arguments"] == [{"name": "region", "type": "String", "value": "四川"}]
+    assert execute["videoRecordRequired"] is True and execute["videoRecordMode"] == 1
+
+    import requests
+
+    pkg = requests.get(execute["packageDownloadUri"], timeout=5)
+    assert pkg.status_code == 200 and pkg.headers["X-Content-SHA256"] == package["sha256"]
+    assert requests.get(execute["packageDownloadUri"].replace("token=", "token=x"), timeout=5).status_code == 403
+
+    send(ws, "Heartbeat", {"runInstanceId": run["id"]})
+    logs = [{"content": f"step {i}", "logAt": "2026-03-01 08:00:0%d" % i, "logLevel": i % 3, "screenshot": None}
+            for i in range(3)]
+    send(ws, "ReportLogs", {"runInstanceId": run["id"], "logs": logs[:2]})
+    send(ws, "ReportLogs", {"runInstanceId": run["id"], "logs": logs[2:]})
+    send(ws, "ReportCheckpoint", {"runInstanceId": run["id"], "checkpoint": {"row": 2}})
+    send(ws, "ReportVideoRecord", {"runInstanceId": run["id"], "videoId": "x"})
+    expect_error(ws, contains="only after ReportFinish")
+    send(ws, "ReportFinish", {"runInstanceId": run["id"], "status": 0})
+    upload = requests.post(execute["fileUploadUri"], files={"file": ("screen.cast", b"recording", "text/plain")},
+                           timeout=5)
+    assert upload.status_code == 200, upload.text
+    video_id = upload.json()["resultValue"]["fileId"]
+    send(ws, "ReportVideoRecord", {"runInstanceId": run["id"], "videoId": video_id})
+    record = wait_for(lambda: (r := fleet.run(run["id"]))["videoId"] and r)
+    assert record["state"] == "success" and record["finishStatus"] == 0
+    assert record["checkpoint"] == {"row": 2}
+    assert [t["state"] for t in record["timeline"]] == ["dispatched", "running", "success"]
+    got = fleet.call("GET", f"/api/v1/runs/{run['id']}/logs")[1]["resultValue"]["items"]
+    assert [(g["content"], g["logLevel"], g["logAt"]) for g in got] == [
+        ("step 0", 0, "2026-03-01T08:00:00Z"), ("step 1", 1, "2026-03-01T08:00:01Z"),
+        ("step 2", 2, "2026-03-01T08:00:02Z")]
+    video = requests.get(f"{fleet.hub.url}/api/v1/files/{video_id}/content",
+                         headers={"Authorization": f"Bearer {fleet.token}", "Range": "bytes=2-4"}, timeout=5)
+    assert video.status_code == 206 and video.content == b"cor"
+    ws.close()
+
+
+def test_duplicate_connection_gets_10000_and_the_first_keeps_working(fleet):
+    first = register(fleet, "ws-dup")
+    no_message(first)
+    second = connect(fleet, "ws-dup")
+    expect_error(second, DUPLICATE_CONNECTION)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
+        second.settimeout(5)
+        while True:
+            second.recv()
+            if not second.connected:
+                raise websocket.WebSocketConnectionClosedException("closed")
+    send(first, "Heartbeat", {})
+    send(first, "Bogus", {})
+    expect_error(first, contains="unknown action")  # the first connection still answers
+    first.close()
+
+
+@pytest.mark.parametrize("frame, contains", [
+    ("{not json", "not valid JSON"),
+    ('["Register"]', "JSON object"),
+    ('{"body": "{}"}', "action"),
+    ('{"action": "Heartbeat", "body": {"runInstanceId": "x"}}', "must be a string"),
+    ('{"action": "Heartbeat", "body": "{oops"}', "not valid JSON"),
+    ('{"action": "Explode", "body": "{}"}', "unknown action"),
+    ('{"action": "ReportLogs", "body": "{\\"runInstanceId\\": 5, \\"logs\\": []}"}', "runInstanceId"),
+    ('{"action": "ReportLogs", "body": "{\\"logs\\": []}"}', "runInstanceId"),
+    ('{"action": "ReportFinish", "body": "{\\"runInstanceId\\": \\"r\\", \\"status\\": \\"0\\"}"}', "status"),
+    ('{"action": "ReportFinish", "body": "{\\"runInstanceId\\": \\"r\\", \\"status\\": 7}"}', "status"),
+    ('{"action": "ReportLogs", "body": "{\\"runInstanceId\\": \\"r\\", \\"logs\\": [{\\"content\\": \\"c\\", '
+     '\\"logAt\\": \\"yesterday\\", \\"logLevel\\": 0}]}"}', "logAt"),
+    ('{"action": "ReportFinish", "body": "{\\"runInstanceId\\": \\"no-such-run\\", \\"status\\": 0}"}', "unknown run"),
+    ('{"action": "Register", "body": "{}"}', "already registered"),
+])
+def test_malformed_frames_get_10001_and_the_connection_stays_open(fleet, frame, contains):
+    ws = register(fleet, "ws-bad")
+    try:
+        no_message(ws, 0.3)
+        ws.send(frame)
+        expect_error(ws, contains=contains)
+        send(ws, "Bogus")
+        expect_error(ws, contains="unknown action")
+    finally:
+        ws.close()
+        time.sleep(0.2)  # let the hub see the close before the next test reuses the id
+
+
+def test_commands_before_register_are_refused(fleet):
+    ws = connect(fleet, "ws-early")
+    send(ws, "Heartbeat", {})
+    expect_error(ws, contains="Register first")
+    send(ws, "Register", {"supplierCode": "vendor-a"})
+    expect_error(ws, contains="supplierSecret")
+    ws.close()
+
+
+def test_admission_refusals(fleet):
+    ws = connect(fleet, "ws-adm")
+    send(ws, "Register", {"supplierCode": "vendor-a", "supplierSecret": fleet.secret("ws-adm", "wrong-secret")})
+    expect_error(ws, contains="does not match")
+    proof = fleet.secret("ws-adm")
+    send(ws, "Register", {"supplierCode": "vendor-a", "supplierSecret": proof})
+    no_message(ws)
+    ws.close()
+    time.sleep(0.3)
+    ws = connect(fleet, "ws-adm")
+    send(ws, "Register", {"supplierCode": "vendor-a", "supplierSecret": proof})  # replayed
+    expect_error(ws, contains="replay")
+    send(ws, "Register", {"supplierCode": "nobody", "supplierSecret": fleet.secret("ws-adm")})
+    expect_error(ws, contains="unknown supplier")
+    fleet.call("POST", "/api/v1/suppliers", {"code": "vendor-off", "secret": "x" * 20, "enabled": False})
+    from rpahub_adapters.tces130 import proof as make_proof
+
+    send(ws, "Register", {"supplierCode": "vendor-off", "supplierSecret": make_proof("x" * 20, "ws-adm")})
+    expect_error(ws, contains="disabled")
+    stale = make_proof("vendor-secret-0123456789abcdef", "ws-adm", ts=int(time.time()) - 3600)
+    send(ws, "Register", {"supplierCode": "vendor-a", "supplierSecret": stale})
+    expect_error(ws, contains="timestamp")
+    ws.close()
+    status, audit = fleet.call("GET", "/api/v1/audit?action=executor.register&result=denied&pageSize=50")
+    assert any(a["target"] == "ws-adm" and "does not match" in a["detail"]["hint"]
+               for a in audit["resultValue"]["items"])
+
+
+def test_a_foreign_run_is_refused(fleet):
+    owner, other = register(fleet, "ws-own"), register(fleet, "ws-other")
+    no_message(owner, 0.3)
+    package = fleet.upload_package("foreign", {"main.py": "print(1)"})
+    run = fleet.run_on(package["id"], "ws-own")
+    assert recv(owner)[0] == "Execute"
+    send(other, "ReportFinish", {"runInstanceId": run["id"], "status": 0})
+    expect_error(other, contains="another executor")
+    assert fleet.run(run["id"])["state"] == "dispatched"
+    owner.close()
+    other.close()
+
+
+def test_stop_reaches_the_executor(fleet):
+    ws = register(fleet, "ws-stop")
+    no_message(ws, 0.3)
+    package = fleet.upload_package("stoppable", {"main.py": "import time; time.sleep(60)"})
+    run = fleet.run_on(package["id"], "ws-stop")
+    assert recv(ws)[0] == "Execute"
+    status, _ = fleet.call("POST", f"/api/v1/runs/{run['id']}/stop")
+    assert status == 200
+    action, body = recv(ws)
+    assert action == "Stop" and body is None
+    send(ws, "ReportFinish", {"runInstanceId": run["id"], "status": 1})
+    assert wait_for(lambda: fleet.run(run["id"])["state"] == "cancelled")
+    ws.close()
+
+
+def test_execute_queued_while_offline_arrives_after_register(fleet):
+    ws = register(fleet, "ws-later")
+    no_message(ws, 0.3)
+    ws.close()
+    package = fleet.upload_package("later", {"main.py": "print(1)"})
+    # Offline executors are refused; the command of a run dispatched just before a drop is kept.
+    time.sleep(0.3)
+    status, body = fleet.call("POST", "/api/v1/runs", {"packageId": package["id"], "executorId": "ws-later"})
+    assert status == 409 and "offline" in body["resultHint"]
+
+
+@pytest.mark.parametrize("payload, code", [
+    (b"x" * (1024 * 1024 + 10), 1009),  # over the frame cap: refused before it is read
+    (b'{"action": "\xff\xfe"}', 1007),  # text that is not UTF-8
+])
+def test_oversized_frames_close_with_1009_and_bad_utf8_with_1007(fleet, payload, code):
+    ws = connect(fleet, f"ws-close-{code}")
+    ws.send_frame(websocket.ABNF.create_frame(payload, websocket.ABNF.OPCODE_TEXT))
+    ws.settimeout(10)
+    while True:
+        frame = ws.frame_buffer.recv_frame()  # raw frames: no automatic close reply
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+    assert struct.unpack("!H", frame.data[:2])[0] == code
+    ws.shutdown()
+
+
+def test_gevent_websocket_repairs_hold():
+    from geventwebsocket import websocket as gws
+
+    from rpahub_plugins.protocol_ws import wsfix
+
+    wsfix.apply(1024)
+    header = gws.Header()
+    header.mask = b"\x01\x02\x03\x04"
+    header.length = 6
+    assert gws.Header.unmask_payload is wsfix.unmask
+    assert header.unmask_payload(b"\x01\x02\x03\x04\x01\x02") == b"\x00" * 6
+    assert gws.WebSocket.read_message is wsfix.read_message and gws.WebSocket.max_message_bytes == 1024
+
+
+def test_plain_http_get_on_the_websocket_path_is_a_clear_400(fleet):
+    status, body = fleet.hub.call("GET", "/robothub/whoever")
+    assert status == 400 and "WebSocket upgrade required" in body["resultHint"]
