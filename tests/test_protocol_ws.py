@@ -97,7 +97,7 @@ def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
     assert requests.get(execute["packageDownloadUri"].replace("token=", "token=x"), timeout=5).status_code == 403
 
     send(ws, "Heartbeat", {"runInstanceId": run["id"]})
-    logs = [{"content": f"step {i}", "logAt": "2026-03-01 08:00:0%d" % i, "logLevel": i % 3, "screenshot": None}
+    logs = [{"content": f"step {i}", "logAt": f"2026-03-01 08:00:0{i}", "logLevel": i % 3, "screenshot": None}
             for i in range(3)]
     send(ws, "ReportLogs", {"runInstanceId": run["id"], "logs": logs[:2]})
     send(ws, "ReportLogs", {"runInstanceId": run["id"], "logs": logs[2:]})
