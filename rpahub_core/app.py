@@ -140,9 +140,17 @@ def create_app(settings: Settings | None = None, *, pm=None, environ=None, hub: 
     return app
 
 
-def get_app() -> falcon.App:
-    """The gunicorn entry point: settings from ``rpahub.toml`` / ``RPAHUB_*``."""
-    return create_app()
+def get_app() -> HubApp:
+    """Entry point for a WSGI server other than ``rpahub serve`` (``gunicorn
+    'rpahub_core.app:get_app()'``): settings from ``rpahub.toml`` / ``RPAHUB_*``;
+    first-run seeding is idempotent, so every worker may try it."""
+    import sys
+
+    hub = build_hub()
+    hub.open()
+    for notice in hub.prepare():
+        print(notice, file=sys.stderr)
+    return create_app(hub=hub)
 
 
 __all__ = ["create_app", "get_app", "build_hub", "__version__"]

@@ -55,4 +55,11 @@ class SystemPrincipal(Principal):
     kind: ClassVar[str] = "system"
 
 
+class AnonymousPrincipal(Principal):
+    """A caller who presented no credentials (audited as such, never as the hub)."""
+
+    kind: ClassVar[str] = "anonymous"
+
+
 SYSTEM = SystemPrincipal(id="system", name="system")
+ANONYMOUS = AnonymousPrincipal(id="anonymous", name="anonymous")

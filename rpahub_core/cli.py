@@ -72,7 +72,8 @@ def cmd_migrate(args) -> int:
     with hubdb.connection():
         applied = migrate(hub.migrations)
     print("\n".join(applied) if applied else "schema is up to date")
-    hub.prepare()
+    for notice in hub.prepare():
+        print(notice, file=sys.stderr)
     hub.close()
     return 0
 

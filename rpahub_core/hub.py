@@ -82,8 +82,12 @@ class Hub:
         """Start this process's background work and event delivery."""
         self.bus = self.pm.hook.rpahub_make_bus(hub=self) or InProcessBus()
         self.bus.subscribe("", self._deliver_event)
-        list(self.each("rpahub_startup", hub=self))
         self.started = True
+        try:
+            list(self.each("rpahub_startup", hub=self))
+        except BaseException:
+            self.close()  # stop what the plugins before the failing one started
+            raise
         return self
 
     def each(self, hook: str, *, isolate: bool = False, **kwargs: Any):
@@ -102,9 +106,9 @@ class Hub:
 
     def close(self) -> None:
         if self.started:
-            self.pm.hook.rpahub_shutdown(hub=self)
-            self.bus.close()
             self.started = False
+            list(self.each("rpahub_shutdown", isolate=True, hub=self))
+            self.bus.close()
         if self.db is not None and not self.db.is_closed():
             self.db.close()
 
@@ -132,7 +136,7 @@ class Hub:
         """The one audit path: every management call and robot action comes through here."""
         principal = principal or SYSTEM
         entry = {
-            "actor": principal.id,
+            "actor": principal.id,  # with actor_name: who, in the audit table's terms
             "actor_name": principal.name,
             "principal_type": principal.kind,
             "action": action,

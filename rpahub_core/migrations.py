@@ -60,6 +60,31 @@ def create_tables(*models: type[BaseModel]) -> Step:
     return step
 
 
+def add_columns(model: type[BaseModel], *names: str) -> Step:
+    """Add the model's fields ``names`` where the table lacks them.
+
+    ``create_tables`` builds a table from the model as it is *now*, so on a new
+    database step 1 already has every column; later steps must therefore skip what
+    exists. This helper does, for the common case of a new column.
+    """
+
+    def step(ctx: MigrationContext) -> None:
+        table = model._meta.table_name
+        have = {c.name for c in ctx.db.get_columns(table)}
+        ops = []
+        for name in names:
+            fld = model._meta.fields[name]
+            if fld.column_name not in have:
+                ops.append(ctx.migrator.add_column(table, fld.column_name, fld))
+        if ops:
+            from playhouse.migrate import migrate as run
+
+            run(*ops)
+
+    step.__doc__ = f"add {', '.join(names)} to {model._meta.table_name}"
+    return step
+
+
 class SchemaTooNew(RuntimeError):
     pass
 

@@ -75,7 +75,7 @@ def get_plugin_manager(
     else:
         from rpahub_plugins import DEFAULT_PLUGINS
 
-        for name, module_path in DEFAULT_PLUGINS:
+        for name, module_path in sorted(DEFAULT_PLUGINS):  # the order entry points load in
             if pm.is_blocked(name):
                 continue
             pm.register(_load(name, module_path, lambda m=module_path: importlib.import_module(m)), name=name)

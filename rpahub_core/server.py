@@ -43,6 +43,9 @@ def serve(settings: Settings, *, bind: str, workers: int, worker_connections: in
         "errorlog": "-",
         "loglevel": settings.log.level.lower(),
         "proc_name": f"rpahub:{settings.hub.name}",
+        # Stop each worker's background work and give its connections back.
+        "worker_exit": lambda arbiter, worker: getattr(getattr(worker, "wsgi", None), "hub", None)
+        and worker.wsgi.hub.close(),
     }
     HubApplication(settings, options).run()
     return 0

@@ -42,8 +42,15 @@ def make_settings(home: Path, database_url: str = "", **sections: dict[str, Any]
 def make_app(home: Path, database_url: str = "", *extra: tuple[str, Any], pm=None, **sections):
     from .app import build_hub, create_app
 
+    pm = pm or plugin_manager(*extra)
+    defaults: dict[str, Any] = {}
+    for result in pm.hook.rpahub_config_defaults():
+        defaults.update(result or {})
+    plugins = sections.pop("plugins", {})
     settings = make_settings(home, database_url, **sections)
-    hub = build_hub(settings, pm=pm or plugin_manager(*extra))
+    settings.plugins = {name: {**defaults.get(name, {}), **plugins.get(name, {})}
+                        for name in {*defaults, *plugins}}
+    hub = build_hub(settings, pm=pm)
     hub.open()
     hub.prepare()
     return create_app(hub=hub)

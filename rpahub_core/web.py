@@ -9,6 +9,7 @@ of every call that changes something, and ``/api/openapi.json``.
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ import peewee
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import db as hubdb
-from .auth import RobotPrincipal, UserPrincipal
+from .auth import ANONYMOUS, RobotPrincipal, UserPrincipal
 from .errors import Forbidden, PayloadTooLarge, Unauthorized, ValidationFailed, envelope
 from .permissions import AUTHENTICATED
 
@@ -181,7 +182,7 @@ def parse_query(model: type[BaseModel], req: falcon.Request) -> BaseModel:
     params: dict[str, Any] = {}
     for key, value in req.params.items():
         annotation = model.model_fields.get(key)
-        is_list = annotation is not None and getattr(annotation.annotation, "__origin__", None) is list
+        is_list = annotation is not None and _is_list(annotation.annotation)
         if isinstance(value, list) and not is_list:
             value = value[-1]
         params[key] = value if not is_list or isinstance(value, list) else [value]
@@ -189,6 +190,13 @@ def parse_query(model: type[BaseModel], req: falcon.Request) -> BaseModel:
         return model.model_validate(params)
     except ValidationError as exc:
         raise ValidationFailed(validation_errors(exc)) from None
+
+
+def _is_list(annotation) -> bool:
+    """``list[str]`` or ``list[str] | None``: repeated query parameters."""
+    if typing.get_origin(annotation) is list:
+        return True
+    return any(typing.get_origin(arg) is list for arg in typing.get_args(annotation))
 
 
 def paginate(query: peewee.SelectQuery, page: PageQuery, serialize: Callable[[Any], Any]) -> dict[str, Any]:
@@ -256,7 +264,7 @@ class ApiGuard:
         target = "/".join(str(v) for v in (req.context.get("audit_target"), *_params(req)) if v)
         self.hub.audit(
             (op.audit if op and op.audit else f"{req.method} {req.uri_template}"),
-            principal=req.context.get("principal"),
+            principal=req.context.get("principal") or ANONYMOUS,
             target=target,
             result=result,
             detail={"status": status, "hint": hint} if hint else {"status": status},

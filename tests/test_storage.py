@@ -7,7 +7,14 @@ import pytest
 
 from rpahub_core import db as hubdb
 from rpahub_core.db import BaseModel, utcnow
-from rpahub_core.migrations import MigrationRegistry, SchemaTooNew, SchemaVersion, create_tables, migrate
+from rpahub_core.migrations import (
+    MigrationRegistry,
+    SchemaTooNew,
+    SchemaVersion,
+    add_columns,
+    create_tables,
+    migrate,
+)
 from rpahub_core.testing import make_app
 
 
@@ -120,3 +127,25 @@ def test_readyz_fails_when_postgres_is_unreachable(tmp_path, pg_url):
         assert r.status_code == 503 and r.json["successful"] is False
     finally:
         app.hub.close()
+
+
+class Tagged(BaseModel):
+    title = peewee.CharField()
+    tag = peewee.CharField(default="")  # arrived in step 2
+
+
+def test_a_new_column_step_works_on_new_and_old_databases(app):
+    with hubdb.connection():
+        # An old database: the table as step 1 made it, before the column existed.
+        hubdb.database.execute_sql("CREATE TABLE tagged (id INTEGER PRIMARY KEY, title VARCHAR(255) NOT NULL)"
+                                   if hubdb.is_sqlite() else
+                                   "CREATE TABLE tagged (id SERIAL PRIMARY KEY, title VARCHAR(255) NOT NULL)")
+        registry = MigrationRegistry()
+        registry.add("tagged", 1, create_tables(Tagged))
+        registry.add("tagged", 2, add_columns(Tagged, "tag"))
+        assert migrate(registry) == ["tagged #1: create tagged", "tagged #2: add tag to tagged"]
+        assert "tag" in {c.name for c in hubdb.database.get_columns("tagged")}
+        # A new database: step 1 already has the column, step 2 must not fail.
+        hubdb.database.execute_sql("DROP TABLE tagged")
+        SchemaVersion.delete().where(SchemaVersion.component == "tagged").execute()
+        assert len(migrate(registry)) == 2

@@ -32,7 +32,7 @@ def rpahub_audit(entry, hub):
 
 class AuditQuery(PageQuery):
     actor: str | None = Field(None, description="user or robot id, or name")
-    principalType: str | None = Field(None, pattern="^(user|robot|system)$")
+    principalType: str | None = Field(None, pattern="^(user|robot|system|anonymous)$")
     action: str | None = Field(None, description="exact action, or a prefix ending in '*'")
     result: str | None = Field(None, pattern="^(ok|denied|failed)$")
     since: dt.datetime | None = None

@@ -12,7 +12,7 @@ class AuditEntry(BaseModel):
     at = peewee.DateTimeField(default=utcnow, index=True)
     actor = peewee.CharField(max_length=64, index=True)
     actor_name = peewee.CharField(max_length=128, default="")
-    principal_type = peewee.CharField(max_length=8)  # user | robot | system
+    principal_type = peewee.CharField(max_length=16)  # user | robot | system | anonymous
     action = peewee.CharField(max_length=128, index=True)
     target = peewee.CharField(max_length=256, default="")
     result = peewee.CharField(max_length=16)  # ok | denied | failed

@@ -41,6 +41,9 @@ class LoginThrottle:
     def check(self, *keys: str) -> None:
         now = time.monotonic()
         with self._lock:
+            if len(self._failures) > 10000:  # forget keys whose failures are all older than a minute
+                for key in [k for k, q in self._failures.items() if not q or now - q[-1] > 60]:
+                    del self._failures[key]
             for key in keys:
                 q = self._failures[key]
                 while q and now - q[0] > 60:
@@ -185,7 +188,8 @@ class Identity:
             raise Unauthorized("token is invalid, expired or revoked")
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             # Coarse on purpose: one write a minute per token, not one per request.
-            Token.update(last_used_at=now).where(Token.id == token.id).execute()
+            with hubdb.atomic():
+                Token.update(last_used_at=now).where(Token.id == token.id).execute()
         user = User.get_or_none(User.id == token.subject)
         if user is None or not user.is_active:
             raise Unauthorized("user is disabled")
@@ -236,7 +240,7 @@ class Identity:
             try:
                 self.create_user("admin", password=password, display_name="Administrator",
                                  roles=[ADMIN_ROLE], must_change_password=True)
-            except peewee.IntegrityError:  # another process won the race
+            except (peewee.IntegrityError, Conflict):  # another process won the race
                 return []
         self.hub.audit("user.create", target="admin", detail={"reason": "first run"})
         return [

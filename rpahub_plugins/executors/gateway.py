@@ -102,15 +102,15 @@ class Gateway:
         robot_id = session.robot_id
         try:
             supplier = self._admit(robot_id, body)
+            licence, problem = self.licences.for_robot(robot_id)
+            if problem:
+                raise ProtocolError(f"licence: {problem}")
         except ProtocolError as err:
             with hubdb.atomic():
                 self.hub.audit("executor.register", principal=RobotPrincipal(id=robot_id, name=robot_id),
                                target=robot_id, result="denied", detail={"hint": err.hint}, source=session.remote)
             raise
         connect_id = ROBOT_TOKEN_PREFIX + secrets.token_urlsafe(24)
-        licence, problem = self.licences.for_robot(robot_id)
-        if problem:
-            raise ProtocolError(f"licence: {problem}")
         now = utcnow()
         with hubdb.atomic():
             values = dict(supplier=supplier.code, version=body.version or "", state="online",

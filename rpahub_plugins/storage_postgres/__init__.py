@@ -36,6 +36,10 @@ def rpahub_open_database(settings):
         return None
     params = parse_url(url)
     database = params.pop("database")
+    if not database:
+        from rpahub_core.config import ConfigError
+
+        raise ConfigError("database.url: name the database (postgresql://user@host:5432/<database>)")
     return PooledPostgresqlDatabase(
         database,
         max_connections=settings.database.max_connections,
