@@ -7,8 +7,8 @@ import pytest
 from falcon import testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rpahub_adapters.tces130 import proof
 
+from rpahub_adapters.tces130 import proof
 from rpahub_core import db as hubdb
 from rpahub_core.sessions import ExecutorSession
 from rpahub_plugins.executors import state

@@ -8,8 +8,8 @@ moment it is added.
 import re
 
 import pytest
-from rpahub_adapters.tces130 import proof
 
+from rpahub_adapters.tces130 import proof
 from rpahub_core import db as hubdb
 from rpahub_core.sessions import ExecutorSession
 from rpahub_core.web import API_PREFIX, MUTATING
