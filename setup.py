@@ -8,6 +8,7 @@ BUILTIN_PLUGINS = [
     "auth_local = rpahub_plugins.auth_local",
     "audit_log = rpahub_plugins.audit_log",
     "system = rpahub_plugins.system",
+    "demo = rpahub_plugins.demo",
     "executors = rpahub_plugins.executors",
     "protocol_ws = rpahub_plugins.protocol_ws",
     "protocol_http = rpahub_plugins.protocol_http",
@@ -27,6 +28,7 @@ setup(
     packages=packages,
     package_dir={"rpahub_adapters": "adapters", "rpahub_contrib": "contrib"},
     include_package_data=True,
+    package_data={"rpahub_contrib.demo": ["sample/*"]},
     install_requires=[
         "pluggy>=1.5,<2",
         "stevedore>=5.2,<6",
@@ -43,6 +45,12 @@ setup(
         # One declaration validates input and renders the OpenAPI document.
         "pydantic>=2.7,<3",
         "prometheus_client>=0.20,<1",
+        # IANA zones for zoneinfo where the system has none.
+        "tzdata",
+        # The reference executor and `rpahub demo` ship with the hub.
+        "robotframework>=7,<8",
+        "websocket-client>=1.7,<2",
+        "requests>=2.31,<3",
     ],
     extras_require={
         # psycopg 3 yields to gevent once the worker patched the standard library.
@@ -62,6 +70,7 @@ setup(
     entry_points={
         "console_scripts": [
             "rpahub = rpahub_core.cli:main",
+            "rpahub-executor = rpahub_contrib.executor.cli:main",
         ],
         "rpahub": BUILTIN_PLUGINS,
         "rpahub.adapters": [

@@ -17,8 +17,10 @@ class AdmissionRefused(Exception):
 
 
 class VendorAdapter:
-    #: shown in ``rpahub plugins`` and the supplier list
+    #: the adapter's own name, for messages; suppliers name adapters by their entry point
     name = "base"
+    #: seconds a proof stays acceptable on either side of the hub's clock (nonces are kept longer)
+    replay_window_s = 300
     #: package kinds this vendor's executors run ("python", "robot", ...); empty means any
     package_kinds: tuple[str, ...] = ()
 

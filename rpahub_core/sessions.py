@@ -28,6 +28,8 @@ class ExecutorSession:
     connect_id: str | None = None  # set by a successful Register
     registered: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: True for transports that hold a connection and push commands (WebSocket)
+    push: bool = False
 
     def wake(self) -> None:
         """New commands are waiting. Push transports deliver now; poll transports ignore it."""
@@ -59,7 +61,11 @@ class Uplink(Protocol):
 
     def report_checkpoint(self, session: ExecutorSession, body: Any) -> None: ...
 
-    def next_command(self, session: ExecutorSession) -> Command | None: ...
+    def next_command(self, session: ExecutorSession) -> Command | None:
+        """The oldest undelivered command, left pending until :meth:`ack`."""
+
+    def ack(self, command: Command) -> None:
+        """The command reached the executor (sent on its socket, or in a heartbeat answer)."""
 
     def resume(self, robot_id: str, connect_id: str) -> ExecutorSession:
         """The session of a registered robot presenting its connection id (HTTP)."""

@@ -226,10 +226,15 @@ class ApiGuard:
             if template.startswith(API_PREFIX):
                 raise Forbidden("operation not declared")  # deny by default
             return
-        principal = self.hub.authenticate(req)
-        req.context.principal = principal
-        if not op.public:
+        if op.public:
+            try:  # who it is, if it says; a stale credential does not block a public call
+                principal = self.hub.authenticate(req)
+            except Unauthorized:
+                principal = None
+        else:
+            principal = req.context.principal = self.hub.authenticate(req)
             check_access(op, principal, template)
+        req.context.principal = principal
         if op.query is not None:
             req.context.query = parse_query(op.query, req)
         if op.body is not None:

@@ -10,6 +10,7 @@ DEFAULT_PLUGINS = (
     ("auth_local", "rpahub_plugins.auth_local"),
     ("audit_log", "rpahub_plugins.audit_log"),
     ("system", "rpahub_plugins.system"),
+    ("demo", "rpahub_plugins.demo"),
     ("executors", "rpahub_plugins.executors"),
     ("protocol_ws", "rpahub_plugins.protocol_ws"),
     ("protocol_http", "rpahub_plugins.protocol_http"),

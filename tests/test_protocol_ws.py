@@ -115,9 +115,9 @@ def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
     assert record["checkpoint"] == {"row": 2}
     assert [t["state"] for t in record["timeline"]] == ["dispatched", "running", "success"]
     got = fleet.call("GET", f"/api/v1/runs/{run['id']}/logs")[1]["resultValue"]["items"]
-    assert [(g["content"], g["logLevel"], g["logAt"]) for g in got] == [
-        ("step 0", 0, "2026-03-01T08:00:00Z"), ("step 1", 1, "2026-03-01T08:00:01Z"),
-        ("step 2", 2, "2026-03-01T08:00:02Z")]
+    assert [(g["content"], g["logLevel"], g["logAt"]) for g in got] == [  # naive times are Beijing time
+        ("step 0", 0, "2026-03-01T00:00:00Z"), ("step 1", 1, "2026-03-01T00:00:01Z"),
+        ("step 2", 2, "2026-03-01T00:00:02Z")]
     video = requests.get(f"{fleet.hub.url}/api/v1/files/{video_id}/content",
                          headers={"Authorization": f"Bearer {fleet.token}", "Range": "bytes=2-4"}, timeout=5)
     assert video.status_code == 206 and video.content == b"cor"
@@ -127,7 +127,10 @@ def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
 def test_duplicate_connection_gets_10000_and_the_first_keeps_working(fleet):
     first = register(fleet, "ws-dup")
     no_message(first)
-    second = connect(fleet, "ws-dup")
+    squatter = connect(fleet, "ws-dup")  # an unregistered socket on the same id locks nobody out
+    send(squatter, "Heartbeat", {})
+    expect_error(squatter, contains="Register first")
+    second = register(fleet, "ws-dup")
     expect_error(second, DUPLICATE_CONNECTION)
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
         second.settimeout(5)
@@ -235,15 +238,30 @@ def test_stop_reaches_the_executor(fleet):
     ws.close()
 
 
-def test_execute_queued_while_offline_arrives_after_register(fleet):
+def test_runs_on_an_offline_executor_are_refused(fleet):
     ws = register(fleet, "ws-later")
     no_message(ws, 0.3)
     ws.close()
     package = fleet.upload_package("later", {"main.py": "print(1)"})
-    # Offline executors are refused; the command of a run dispatched just before a drop is kept.
     time.sleep(0.3)
     status, body = fleet.call("POST", "/api/v1/runs", {"packageId": package["id"], "executorId": "ws-later"})
     assert status == 409 and "offline" in body["resultHint"]
+
+
+def test_a_command_queued_for_an_http_robot_reaches_it_when_it_switches_to_websocket(fleet):
+    import requests
+
+    robot = "switcher"
+    r = requests.post(fleet.hub.url + "/robots/connect/register", headers={"robotId": robot}, timeout=5,
+                      json={"supplierCode": "vendor-a", "supplierSecret": fleet.secret(robot)})
+    assert r.status_code == 200 and r.json()["resultValue"]["heartbeatSeconds"] == 2
+    package = fleet.upload_package("switch", {"main.py": "print(1)"})
+    run = fleet.run_on(package["id"], robot)  # queued: an HTTP robot fetches it with its next heartbeat
+    ws = register(fleet, robot)  # ... but it comes back over WebSocket instead
+    action, body = recv(ws)
+    assert action == "Execute" and body["runInstanceId"] == run["id"]
+    assert "token=" in body["packageDownloadUri"]
+    ws.close()
 
 
 @pytest.mark.parametrize("payload, code", [

@@ -29,6 +29,7 @@ def proof(secret: str, robot_id: str, *, ts: int | None = None, nonce: str | Non
 
 class Tces130Adapter(VendorAdapter):
     name = "tces130"
+    replay_window_s = WINDOW_S
     package_kinds = ()  # any package
 
     def verify_secret(self, *, secret, robot_id, presented, now, remember_nonce):

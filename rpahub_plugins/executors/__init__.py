@@ -30,6 +30,8 @@ DEFAULTS = {
     "duplicate_policy": "existing",  # or "newest": a reconnect replaces a silent old socket
     "max_upload_mb": 512,
     "max_ws_frame_kb": 1024,
+    # logAt without an offset is local time of this zone (the standard's examples omit it)
+    "naive_log_timezone": "Asia/Shanghai",
 }
 
 
@@ -42,8 +44,14 @@ class Executors:
         report = load_adapters()
         for name, error in report.failures.items():
             log.error("vendor adapter %s failed to load: %s", name, error)
-        self.adapter_failures = report.failures
-        self.adapters = {name: cls() for name, cls in report.loaded.items()}
+        self.adapter_failures = dict(report.failures)
+        self.adapters = {}
+        for name, cls in report.loaded.items():
+            try:
+                self.adapters[name] = cls()
+            except Exception as exc:  # a broken adapter costs its suppliers, not the hub
+                self.adapter_failures[name] = f"{type(exc).__name__}: {exc}"
+                log.error("vendor adapter %s failed to start: %s", name, exc)
         self.licences = Licences(hub)
         self.files = FileStore(hub.settings.home / "files", int(settings["max_upload_mb"]) << 20)
         self.gateway = Gateway(hub, self.adapters, self.licences, settings)
@@ -84,7 +92,7 @@ def rpahub_permissions(permissions):
 def rpahub_register_routes(routes, hub):
     ex = state(hub)
     routes.add("/api/v1/suppliers", resources.Suppliers(hub, ex.adapters))
-    routes.add("/api/v1/suppliers/{code}", resources.SupplierItem(hub, ex.adapters))
+    routes.add("/api/v1/suppliers/{code}", resources.SupplierItem(hub, ex.adapters, ex.gateway))
     routes.add("/api/v1/executors", resources.Executors())
     routes.add("/api/v1/executors/{robot_id}", resources.ExecutorItem())
     routes.add("/api/v1/licences", resources.Licences(ex.licences))
@@ -217,6 +225,13 @@ def _supplier(hub, args) -> int:
     from .models import Supplier
 
     secret = args.secret or _secrets.token_urlsafe(32)
+    if args.adapter not in state(hub).adapters:
+        print(f"rpahub: adapter {args.adapter!r} is not installed ({', '.join(sorted(state(hub).adapters))})",
+              file=sys.stderr)
+        return 2
+    if len(secret) < 16:
+        print("rpahub: --secret needs at least 16 characters", file=sys.stderr)
+        return 2
     with hubdb.connection(), hubdb.atomic():
         Supplier.create(code=args.code, name=args.name or args.code, secret_enc=hub.keys.encrypt(secret),
                         adapter=args.adapter)

@@ -11,6 +11,8 @@ import logging
 import secrets
 import threading
 import time
+import zoneinfo
+from collections.abc import Callable
 
 import peewee
 
@@ -18,7 +20,7 @@ from rpahub_core import db as hubdb
 from rpahub_core.adapter import AdmissionRefused
 from rpahub_core.auth import ROBOT_TOKEN_PREFIX, RobotPrincipal
 from rpahub_core.db import utcnow
-from rpahub_core.errors import DuplicateConnection, Unauthorized
+from rpahub_core.errors import PARAMETER_ERROR, DuplicateConnection, Unauthorized
 from rpahub_core.sessions import Command as WireCommand
 from rpahub_core.sessions import ExecutorSession, ProtocolError
 
@@ -47,24 +49,40 @@ class Gateway:
         self.heartbeat_s = int(settings.get("heartbeat_s", 15))
         self.offline_after_s = self.heartbeat_s * int(settings.get("missed_heartbeats", 3))
         self.duplicate_policy = settings.get("duplicate_policy", "existing")
-        self.sessions: dict[str, ExecutorSession] = {}  # live push sessions of this process
+        self.naive_zone = zoneinfo.ZoneInfo(settings.get("naive_log_timezone", "Asia/Shanghai"))
+        self.sessions: dict[str, ExecutorSession] = {}  # registered push sessions of this process
         self._seen: dict[str, float] = {}  # robot id -> last heartbeat written (monotonic)
         self._lock = threading.RLock()
+        # action -> fn(run_id) giving a fresh body at delivery (signed links must not expire in the queue)
+        self.refreshers: dict[str, Callable[[str], dict]] = {}
 
     # -- connections -----------------------------------------------------------
 
-    def attach(self, session: ExecutorSession) -> None:
-        """A push connection opened for ``session.robot_id``: refuse a duplicate (10000)."""
+    def _claim(self, session: ExecutorSession) -> None:
+        """One live connection per robot: a second one gets 10000 (A.3.5).
+
+        Checked after the robot proved its identity, so nobody can lock a robot out
+        by opening its address first.
+        """
         with self._lock:
             existing = self.sessions.get(session.robot_id)
-            if existing is not None:
+            if existing is not None and existing is not session:
                 idle = time.monotonic() - existing.extra.get("last_seen", 0)
                 if self.duplicate_policy == "newest" and idle > self.heartbeat_s:
                     # The old socket is half-open: the robot reconnected before we noticed.
                     existing.close(DuplicateConnection.code, "replaced by a newer connection")
+                    existing.registered = False
                 else:
                     raise DuplicateConnection(f"robot {session.robot_id} is already connected")
-            self.sessions[session.robot_id] = session
+            if session.push:
+                self.sessions[session.robot_id] = session
+
+    def kick(self, supplier: str, reason: str) -> None:
+        """Close the live connections of a supplier's robots (it was disabled)."""
+        with self._lock:
+            victims = [s for s in self.sessions.values() if s.extra.get("supplier") == supplier]
+        for session in victims:
+            session.close(PARAMETER_ERROR, reason)
 
     def disconnected(self, session: ExecutorSession) -> None:
         with self._lock:
@@ -105,7 +123,9 @@ class Gateway:
             licence, problem = self.licences.for_robot(robot_id)
             if problem:
                 raise ProtocolError(f"licence: {problem}")
-        except ProtocolError as err:
+            session.extra["supplier"] = supplier.code
+            self._claim(session)
+        except (ProtocolError, DuplicateConnection) as err:
             with hubdb.atomic():
                 self.hub.audit("executor.register", principal=RobotPrincipal(id=robot_id, name=robot_id),
                                target=robot_id, result="denied", detail={"hint": err.hint}, source=session.remote)
@@ -150,7 +170,9 @@ class Gateway:
         return supplier
 
     def _remember(self, supplier: str, nonce: str) -> bool:
-        cutoff = utcnow() - dt.timedelta(seconds=900)
+        # Kept longer than any adapter's window on either side of the hub's clock.
+        window = max(getattr(a, "replay_window_s", 300) for a in self.adapters.values()) if self.adapters else 300
+        cutoff = utcnow() - dt.timedelta(seconds=2 * window + 60)
         try:
             with hubdb.atomic():
                 UsedNonce.delete().where(UsedNonce.seen_at < cutoff).execute()
@@ -163,19 +185,31 @@ class Gateway:
 
     def heartbeat(self, session: ExecutorSession, body) -> None:
         body = wire.parse(wire.HeartbeatBody, body)
-        session.extra["last_seen"] = time.monotonic()
-        now_m = time.monotonic()
-        running = body.runInstanceId
-        if running:
-            run = self._own_run(session, running)
+        run = None
+        if body.runInstanceId:
+            run = RunInstance.get_or_none(RunInstance.id == body.runInstanceId)
+        busy = run is not None and run.executor_id == session.robot_id and run.state in ACTIVE_STATES
+        self._touch(session, busy)  # alive, whatever the run id says
+        if body.runInstanceId:
+            run = self._own_run(session, body.runInstanceId)
             if run.state == "dispatched":
                 self._transition(run, "running", "heartbeat reports it running")
-        # Hot path: one write per robot every few seconds, not one per heartbeat.
-        if now_m - self._seen.get(session.robot_id, 0) >= min(5, self.heartbeat_s / 3):
-            self._seen[session.robot_id] = now_m
-            with hubdb.atomic():
-                Executor.update(last_heartbeat=utcnow(), state="busy" if running else "online").where(
-                    (Executor.id == session.robot_id) & (Executor.state != "offline")).execute()
+
+    def _touch(self, session: ExecutorSession, busy: bool | None = None) -> None:
+        """Record that the robot is alive. Hot path: one write per robot every few
+        seconds, not one per message; a live connection comes back online."""
+        now_m = time.monotonic()
+        session.extra["last_seen"] = now_m
+        if now_m - self._seen.get(session.robot_id, 0) < min(5, self.heartbeat_s / 3):
+            return
+        self._seen[session.robot_id] = now_m
+        values = {"last_heartbeat": utcnow()}
+        if busy is not None:
+            values["state"] = "busy" if busy else "online"
+        with hubdb.atomic():
+            Executor.update(**values).where(
+                (Executor.id == session.robot_id) & (Executor.connect_id == connect_hash(session.connect_id or ""))
+            ).execute()
 
     def reap(self) -> list[str]:
         """Mark executors offline after missed heartbeats; returns their ids."""
@@ -216,15 +250,20 @@ class Gateway:
     def report_logs(self, session: ExecutorSession, body) -> int:
         body = wire.parse(wire.ReportLogsBody, body)
         run = self._own_run(session, body.runInstanceId)
-        rows = [{"run": run.id, "content": item.content, "screenshot": item.screenshot, "log_at": item.logAt,
+        rows = [{"run": run.id, "content": item.content, "screenshot": item.screenshot, "log_at": self._utc(item.logAt),
                  "level": item.logLevel, "executor_id": session.robot_id} for item in body.logs]
         with hubdb.atomic():
             if rows:
                 RunLog.insert_many(rows).execute()
             if run.state == "dispatched":
                 self._transition(run, "running", "first logs")
-        session.extra["last_seen"] = time.monotonic()
+        self._touch(session)
         return len(rows)
+
+    def _utc(self, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=self.naive_zone)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
 
     def report_finish(self, session: ExecutorSession, body) -> None:
         body = wire.parse(wire.ReportFinishBody, body)
@@ -254,8 +293,8 @@ class Gateway:
         if run.state not in DONE_STATES:
             raise ProtocolError("ReportVideoRecord: only after ReportFinish")
         video = StoredFile.get_or_none(StoredFile.id == body.videoId)
-        if video is None or video.uploaded_by != f"robot:{session.robot_id}":
-            raise ProtocolError("videoId: no such file uploaded by this executor")
+        if video is None or video.uploaded_by != f"robot:{session.robot_id}" or video.run_id not in (None, run.id):
+            raise ProtocolError("videoId: no such file uploaded by this executor for this run")
         with hubdb.atomic():
             RunInstance.update(video_id=video.id).where(RunInstance.id == run.id).execute()
             StoredFile.update(run_id=run.id).where(StoredFile.id == video.id).execute()
@@ -269,7 +308,7 @@ class Gateway:
         if run.state in DONE_STATES:
             raise ProtocolError("runInstanceId: run already finished")
         text = json.dumps(body.checkpoint, ensure_ascii=False)
-        if len(text) > CHECKPOINT_MAX:
+        if len(text.encode()) > CHECKPOINT_MAX:
             raise ProtocolError(f"checkpoint: larger than {CHECKPOINT_MAX} bytes")
         with hubdb.atomic():
             RunInstance.update(checkpoint=text, checkpoint_at=utcnow()).where(RunInstance.id == run.id).execute()
@@ -290,10 +329,18 @@ class Gateway:
             self.hub.publish("executor.command", robotId=robot_id)
 
     def next_command(self, session: ExecutorSession) -> WireCommand | None:
+        """The oldest command not yet delivered; :meth:`ack` it once it was sent."""
+        row = (Command.select().where((Command.executor_id == session.robot_id) & Command.delivered_at.is_null())
+               .order_by(Command.id).first())
+        if row is None:
+            return None
+        body = row.body
+        refresh = self.refreshers.get(row.action)
+        if refresh is not None and row.run_id:
+            fresh = refresh(row.run_id)
+            body = None if fresh is None else json.dumps(fresh, ensure_ascii=False, separators=(",", ":"))
+        return WireCommand(action=row.action, body=body, id=row.id)
+
+    def ack(self, command: WireCommand) -> None:
         with hubdb.atomic():
-            row = (Command.select().where((Command.executor_id == session.robot_id) & Command.delivered_at.is_null())
-                   .order_by(Command.id).first())
-            if row is None:
-                return None
-            Command.update(delivered_at=utcnow()).where(Command.id == row.id).execute()
-        return WireCommand(action=row.action, body=row.body, id=row.id)
+            Command.update(delivered_at=utcnow()).where(Command.id == command.id).execute()

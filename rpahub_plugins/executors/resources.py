@@ -162,8 +162,8 @@ class Suppliers:
 
 
 class SupplierItem:
-    def __init__(self, hub, adapters):
-        self.hub, self.adapters = hub, adapters
+    def __init__(self, hub, adapters, gateway):
+        self.hub, self.adapters, self.gateway = hub, adapters, gateway
 
     def _get(self, code):
         supplier = Supplier.get_or_none(Supplier.code == code)
@@ -199,6 +199,7 @@ class SupplierItem:
                 AllowedRobot.create(supplier=supplier, robot_id=robot)
         if body.enabled is False:  # a disabled supplier's robots are cut off now
             Executor.update(state="offline", connect_id=None).where(Executor.supplier == supplier).execute()
+            hubdb.after_commit(lambda: self.gateway.kick(code, f"supplier {code} was disabled"))
         ok(resp, {**supplier_json(supplier), **({"secret": value["secret"]} if "secret" in value else {})})
 
 

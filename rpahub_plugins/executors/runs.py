@@ -28,6 +28,7 @@ class Runs:
         self.gateway = gateway
         self.files = files
         self.adapters = adapters
+        gateway.refreshers["Execute"] = self.fresh_execute
 
     # -- packages ---------------------------------------------------------------
 
@@ -120,7 +121,19 @@ class Runs:
             raise Forbidden(f"download link {exc}") from None
         if claims.get("package") != package_id:
             raise Forbidden("download link is for another package")
-        return Package.get_by_id(package_id)
+        package = Package.get_or_none(Package.id == package_id)
+        if package is None:
+            raise NotFound(f"package {package_id} not found")
+        return package
+
+    def fresh_execute(self, run_id: str) -> dict | None:
+        """The Execute body at delivery time, with links signed now."""
+        run = RunInstance.get_or_none(RunInstance.id == run_id)
+        if run is None:
+            return None
+        supplier = Supplier.select().join(Executor).where(Executor.id == run.executor_id).first()
+        adapter = self.adapters.get(supplier.adapter) if supplier else None
+        return self.execute_body(run, run.package, adapter)
 
 
 def inspect_package(data: bytes) -> tuple[str, str]:

@@ -23,7 +23,10 @@ class Body(BaseModel):
 
 
 def parse_log_time(value):
-    """``logAt``: ISO 8601 with or without offset, or ``yyyy-MM-dd HH:mm:ss``; naive means UTC."""
+    """``logAt``: ISO 8601 with or without offset, or ``yyyy-MM-dd HH:mm:ss``.
+
+    A time with an offset comes back aware; one without stays naive, for the hub to
+    read in its configured zone (``naive_log_timezone``)."""
     if not isinstance(value, str):
         raise ValueError("must be a date-time string")
     text = value.strip().replace("Z", "+00:00")
@@ -33,8 +36,6 @@ def parse_log_time(value):
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ValueError("expected ISO 8601 or yyyy-MM-dd HH:mm:ss") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
 
 

@@ -38,7 +38,9 @@ class Register:
         if not robot_id or len(robot_id) > 128:
             raise BadRequest("robotId: header required (1 to 128 characters)")
         session = ExecutorSession(robot_id=robot_id, transport="http", remote=req.remote_addr or "")
-        ok(resp, self.uplink.register(session, req.context.body))
+        result = self.uplink.register(session, req.context.body)
+        # Extension: the period the hub expects heartbeats at (unknown fields are ignored by clients).
+        ok(resp, {**result, "heartbeatSeconds": self.uplink.heartbeat_s})
 
 
 class Heartbeat:
@@ -54,6 +56,8 @@ class Heartbeat:
         if command is None:
             ok(resp, {"Action": "None", "Body": None})
         else:
+            # Handed out in this answer: if the answer is lost, the run's lease expiry recovers it.
+            self.uplink.ack(command)
             ok(resp, {"Action": command.action, "Body": json.loads(command.body) if command.body else None})
 
 

@@ -45,22 +45,24 @@ class WsSession(ExecutorSession):
     def __init__(self, robot_id: str, ws, remote: str):
         import gevent.event
 
-        super().__init__(robot_id=robot_id, transport="ws", remote=remote)
+        super().__init__(robot_id=robot_id, transport="ws", remote=remote, push=True)
         self.ws = ws
         self.pending = gevent.event.Event()
         self.extra["last_seen"] = time.monotonic()
 
     def send(self, text: str) -> None:
-        if not self.ws.closed:
-            self.ws.send(text)
+        if self.ws.closed:
+            raise ConnectionError("socket closed")
+        self.ws.send(text)
 
     def wake(self) -> None:
         self.pending.set()
 
-    def close(self, code: int, message: str) -> None:
+    def close(self, code: int | None, message: str) -> None:
         try:
-            self.send(error_frame(code, message))
-            self.ws.close(1000, message.encode()[:120])
+            if code is not None:
+                self.send(error_frame(code, message))
+            self.ws.close(1000 if code is not None else 1001, message.encode()[:120])
         except Exception:  # already gone
             pass
 
@@ -106,12 +108,6 @@ class RobotHub:
             ws.close()
             return
         session = WsSession(robot_id, ws, req.remote_addr or "")
-        try:
-            self.uplink.attach(session)
-        except HubError as exc:  # duplicate connection: tell it, then close it
-            ws.send(error_frame(exc.code, exc.hint))
-            ws.close(1008, b"duplicate connection")
-            return
         import gevent
 
         sender = gevent.spawn(self._downlink, session)
@@ -133,7 +129,7 @@ class RobotHub:
                 with gevent.Timeout(self.idle_s):
                     text = ws.receive()
             except gevent.Timeout:
-                session.close(PARAMETER_ERROR, f"no message for {self.idle_s}s; closing")
+                session.close(None, f"idle for {self.idle_s}s")  # 1001: not an error of a request
                 return
             if text is None:
                 return
@@ -141,6 +137,9 @@ class RobotHub:
             reply = self.handle(session, text)
             if reply:
                 session.send(reply)
+                if json.loads(json.loads(reply)["body"])["errorCode"] == DUPLICATE_CONNECTION:
+                    ws.close(1008, b"duplicate connection")  # A.3.5: the hub closes this connection
+                    return
 
     def handle(self, session: WsSession, text) -> str | None:
         """Process one frame; return an ``Error`` frame to send back, if any."""
@@ -163,7 +162,7 @@ class RobotHub:
                 getattr(self.uplink, method)(session, body)
                 return None
         except HubError as exc:
-            code = DUPLICATE_CONNECTION if exc.code == DUPLICATE_CONNECTION else PARAMETER_ERROR
+            code = exc.code if exc.code in (DUPLICATE_CONNECTION, UNKNOWN_ERROR) else PARAMETER_ERROR
             return error_frame(code, exc.hint)
         except Exception:
             log.exception("unexpected failure on a frame from %s", session.robot_id)
@@ -179,11 +178,12 @@ class RobotHub:
             try:
                 if session.registered:
                     with hubdb.connection():
-                        while True:
+                        while session.registered:
                             command = self.uplink.next_command(session)
                             if command is None:
                                 break
-                            session.send(frame(command.action, command.body))
+                            session.send(frame(command.action, command.body))  # raises if the socket died
+                            self.uplink.ack(command)
                 if time.monotonic() - last_ping >= self.ping_s:
                     session.ws.send_frame(b"", session.ws.OPCODE_PING)
                     last_ping = time.monotonic()
