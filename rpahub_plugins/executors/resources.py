@@ -216,12 +216,31 @@ class Executors:
         ok(resp, paginate(query, q, executor_json))
 
 
+class ExecutorPatch(ApiModel):
+    labels: list[str] | None = Field(None, max_length=32, description="used by label affinity")
+    slots: int | None = Field(None, ge=1, le=64, description="runs it may hold at once")
+
+
 class ExecutorItem:
-    @operation(permission="executors.read", summary="One executor", tags=TAGS)
-    def on_get(self, req, resp, robot_id):
+    def _get(self, robot_id):
         e = Executor.get_or_none(Executor.id == robot_id)
         if e is None:
             raise NotFound(f"executor {robot_id} not found")
+        return e
+
+    @operation(permission="executors.read", summary="One executor", tags=TAGS)
+    def on_get(self, req, resp, robot_id):
+        ok(resp, executor_json(self._get(robot_id)))
+
+    @operation(permission="executors.manage", summary="Set an executor's labels and slots", body=ExecutorPatch,
+               tags=TAGS, audit="executor.update")
+    def on_patch(self, req, resp, robot_id):
+        e, b = self._get(robot_id), req.context.body
+        if b.labels is not None:
+            e.labels = json.dumps(sorted(set(b.labels)), ensure_ascii=False)
+        if b.slots is not None:
+            e.slots = b.slots
+        e.save()
         ok(resp, executor_json(e))
 
 
