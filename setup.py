@@ -12,6 +12,8 @@ BUILTIN_PLUGINS = [
     "executors = rpahub_plugins.executors",
     "protocol_ws = rpahub_plugins.protocol_ws",
     "protocol_http = rpahub_plugins.protocol_http",
+    "dispatch = rpahub_plugins.dispatch",
+    "sched_policies = rpahub_plugins.sched_policies",
 ]
 
 packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])

@@ -14,4 +14,6 @@ DEFAULT_PLUGINS = (
     ("executors", "rpahub_plugins.executors"),
     ("protocol_ws", "rpahub_plugins.protocol_ws"),
     ("protocol_http", "rpahub_plugins.protocol_http"),
+    ("dispatch", "rpahub_plugins.dispatch"),
+    ("sched_policies", "rpahub_plugins.sched_policies"),
 )

@@ -113,7 +113,7 @@ def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
     record = wait_for(lambda: (r := fleet.run(run["id"]))["videoId"] and r)
     assert record["state"] == "success" and record["finishStatus"] == 0
     assert record["checkpoint"] == {"row": 2}
-    assert [t["state"] for t in record["timeline"]] == ["dispatched", "running", "success"]
+    assert [t["state"] for t in record["timeline"]] == ["pending", "dispatched", "running", "success"]
     got = fleet.call("GET", f"/api/v1/runs/{run['id']}/logs")[1]["resultValue"]["items"]
     assert [(g["content"], g["logLevel"], g["logAt"]) for g in got] == [  # naive times are Beijing time
         ("step 0", 0, "2026-03-01T00:00:00Z"), ("step 1", 1, "2026-03-01T00:00:01Z"),

@@ -16,7 +16,7 @@ from rpahub_core.db import utcnow
 from rpahub_core.errors import BadRequest, Conflict, Forbidden, NotFound
 
 from .gateway import ACTIVE_STATES, DONE_STATES
-from .models import Executor, Package, RunEvent, RunInstance, Supplier
+from .models import Command, Executor, Package, RunEvent, RunInstance, Supplier
 
 DOWNLOAD_TTL_S = 3600
 UPLOAD_TTL_S = 24 * 3600
@@ -45,31 +45,89 @@ class Runs:
 
     def start(self, *, package_id: str, executor_id: str, arguments: list[dict], user_id: str, user_name: str,
               video_required: bool = False, video_mode: int = 0) -> RunInstance:
-        package = Package.get_or_none(Package.id == package_id)
-        if package is None:
-            raise NotFound(f"packageId: package {package_id} not found")
+        """Run a package on one named executor now (refused if it cannot take it)."""
+        package = self._package(package_id)
         executor = Executor.get_or_none(Executor.id == executor_id)
         if executor is None:
             raise NotFound(f"executorId: executor {executor_id} is not admitted")
         if executor.state == "offline":
             raise Conflict(f"executorId: executor {executor_id} is offline")
-        supplier = Supplier.get_by_id(executor.supplier_id)
-        adapter = self.adapters.get(supplier.adapter)
-        if adapter is not None and not adapter.accepts_package(package.kind):
-            raise BadRequest(f"packageId: {supplier.adapter} executors do not run {package.kind} packages")
-        busy = RunInstance.select().where((RunInstance.executor_id == executor_id)
-                                          & RunInstance.state.in_(ACTIVE_STATES)).count()
-        if busy >= executor.slots:
+        if not self.accepts(executor, package.kind):
+            raise BadRequest(f"packageId: executors of {executor.supplier_id} do not run {package.kind} packages")
+        if self.load(executor_id) >= executor.slots:
             raise Conflict(f"executorId: executor {executor_id} is busy")
         with hubdb.atomic():
-            run = RunInstance.create(package=package, executor_id=executor_id, state="dispatched",
-                                     arguments=json.dumps(arguments, ensure_ascii=False), user_id=user_id,
-                                     user_name=user_name, video_required=video_required, video_mode=video_mode,
-                                     dispatched_at=utcnow())
-            RunEvent.create(run=run.id, state="dispatched", detail=f"to {executor_id} by {user_name}")
-            self.gateway.send(executor_id, "Execute", self.execute_body(run, package, adapter), run_id=run.id)
-            self.hub.publish("run.dispatched", runId=run.id, executorId=executor_id)
+            run = self.create(package=package, arguments=arguments, user_id=user_id, user_name=user_name,
+                              video_required=video_required, video_mode=video_mode)
+            self.assign(run, executor_id, detail=f"to {executor_id} by {user_name}")
         return run
+
+    def _package(self, package_id: str) -> Package:
+        package = Package.get_or_none(Package.id == package_id)
+        if package is None:
+            raise NotFound(f"packageId: package {package_id} not found")
+        return package
+
+    def create(self, *, package: Package | str, arguments: list[dict], user_id: str, user_name: str,
+               video_required: bool = False, video_mode: int = 0) -> RunInstance:
+        """A pending run: persisted before anything is sent anywhere."""
+        if isinstance(package, str):
+            package = self._package(package)
+        with hubdb.atomic():
+            run = RunInstance.create(package=package, state="pending",
+                                     arguments=json.dumps(arguments, ensure_ascii=False), user_id=user_id,
+                                     user_name=user_name, video_required=video_required, video_mode=video_mode)
+            RunEvent.create(run=run.id, state="pending", detail=f"created by {user_name}")
+            self.hub.publish("run.pending", runId=run.id)
+        return run
+
+    def accepts(self, executor: Executor, kind: str) -> bool:
+        supplier = Supplier.get_by_id(executor.supplier_id)
+        adapter = self.adapters.get(supplier.adapter)
+        return adapter is None or adapter.accepts_package(kind)
+
+    def load(self, executor_id: str) -> int:
+        return RunInstance.select().where((RunInstance.executor_id == executor_id)
+                                          & RunInstance.state.in_(ACTIVE_STATES)).count()
+
+    def assign(self, run: RunInstance, executor_id: str, *, detail: str = "") -> None:
+        """Give a pending run to an executor: its durable Execute goes out with the commit."""
+        with hubdb.atomic():
+            n = RunInstance.update(executor_id=executor_id, state="dispatched", dispatched_at=utcnow()).where(
+                (RunInstance.id == run.id) & (RunInstance.state.in_(("pending", "retrying")))).execute()
+            if not n:
+                raise Conflict(f"run {run.id} is no longer waiting")
+            run.executor_id, run.state = executor_id, "dispatched"
+            RunEvent.create(run=run.id, state="dispatched", detail=detail or f"to {executor_id}")
+            self.gateway.send(executor_id, "Execute", {"runInstanceId": run.id}, run_id=run.id)
+            self.hub.publish("run.dispatched", runId=run.id, executorId=executor_id, attempt=run.attempt)
+
+    def requeue(self, run: RunInstance, *, reason: str) -> None:
+        """Take a run back from its executor for another attempt; its checkpoint stays.
+
+        The old executor's later reports are refused (the run is no longer its own) and
+        its undelivered commands for the run are dropped.
+        """
+        with hubdb.atomic():
+            old = run.executor_id
+            RunInstance.update(state="retrying", executor_id=None, attempt=RunInstance.attempt + 1,
+                               finish_status=None, error_code=None, finished_at=None).where(
+                RunInstance.id == run.id).execute()
+            Command.delete().where((Command.run_id == run.id) & Command.delivered_at.is_null()).execute()
+            run.state, run.executor_id, run.attempt = "retrying", None, run.attempt + 1
+            RunEvent.create(run=run.id, state="retrying", detail=f"attempt {run.attempt}: {reason} (was on {old})")
+            self.hub.publish("run.retrying", runId=run.id, attempt=run.attempt, previousExecutor=old, reason=reason)
+
+    def fail(self, run: RunInstance, *, reason: str, error_code: int | None = None, state: str = "failed") -> None:
+        """End a run that cannot be placed or retried any more (or whose stop cannot arrive)."""
+        status = 1 if state == "cancelled" else 2
+        with hubdb.atomic():
+            RunInstance.update(state=state, finish_status=status, error_code=error_code, finished_at=utcnow()).where(
+                RunInstance.id == run.id).execute()
+            run.state = state
+            RunEvent.create(run=run.id, state=state, detail=reason)
+            self.hub.publish("run.completed", runId=run.id, state=state, status=status, errorCode=error_code,
+                             attempt=run.attempt)
 
     def execute_body(self, run: RunInstance, package: Package, adapter=None) -> dict:
         """Table A.7, every field; the extensions only when they carry something."""
@@ -98,10 +156,11 @@ class Runs:
         if run.state in DONE_STATES:
             raise Conflict(f"run {run_id} already finished as {run.state}")
         with hubdb.atomic():
-            if run.state == "pending" or not run.executor_id:
+            if run.state in ("pending", "retrying") or not run.executor_id:
                 RunInstance.update(state="cancelled", finished_at=utcnow(), finish_status=1).where(
                     RunInstance.id == run.id).execute()
                 RunEvent.create(run=run.id, state="cancelled", detail=f"cancelled by {by} before dispatch")
+                self.hub.publish("run.completed", runId=run.id, state="cancelled", status=1, errorCode=None)
             elif run.state != "stopping":
                 RunInstance.update(state="stopping").where(RunInstance.id == run.id).execute()
                 RunEvent.create(run=run.id, state="stopping", detail=f"stop requested by {by}")

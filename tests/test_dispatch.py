@@ -1,0 +1,198 @@
+"""The dispatch center: queue, pools, policies, failover with checkpoints, retries."""
+
+import datetime as dt
+import io
+import json
+import zipfile
+
+import pytest
+
+from rpahub_adapters.tces130 import proof
+from rpahub_core import db as hubdb
+from rpahub_core.db import utcnow
+from rpahub_core.dispatching import Candidate, RunRequest
+from rpahub_core.errors import HubError
+from rpahub_core.sessions import ExecutorSession, ProtocolError
+from rpahub_plugins.dispatch import dispatcher
+from rpahub_plugins.executors import state
+from rpahub_plugins.executors.models import Command, Executor, RunInstance, Supplier
+from rpahub_plugins.sched_policies import affinity, least_loaded, round_robin
+
+SECRET = "dispatch-secret-0123456"
+
+
+class Desk:
+    """An in-process hub with robots registered over HTTP, and the dispatcher ticked by hand."""
+
+    def __init__(self, app):
+        self.hub = app.hub
+        self.ex = state(app.hub)
+        self.d = dispatcher(app.hub)
+        self.sessions = {}
+        Supplier.create(code="v", secret_enc=self.hub.keys.encrypt(SECRET))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("main.py", "print(1)")
+        self.package = self.ex.runs.add_package(name="p", version="1", data=buf.getvalue(), created_by="t")
+
+    def robot(self, robot_id, labels=(), slots=1):
+        session = ExecutorSession(robot_id, "http")
+        self.ex.gateway.register(session, {"supplierCode": "v", "supplierSecret": proof(SECRET, robot_id)})
+        Executor.update(labels=json.dumps(list(labels)), slots=slots).where(Executor.id == robot_id).execute()
+        self.sessions[robot_id] = session
+        return session
+
+    def submit(self, **kw):
+        return self.d.submit(package_id=self.package.id, user_id="u", user_name="tester", **kw)
+
+    def run(self, run_id):
+        return RunInstance.get_by_id(run_id)
+
+    def execute_for(self, robot_id):
+        """What the robot's next heartbeat would fetch."""
+        cmd = self.ex.gateway.next_command(self.sessions[robot_id])
+        if cmd:
+            self.ex.gateway.ack(cmd)
+        return cmd and (cmd.action, json.loads(cmd.body) if cmd.body else None)
+
+    def silence(self, robot_id, seconds=3600):
+        Executor.update(last_heartbeat=utcnow() - dt.timedelta(seconds=seconds)).where(
+            Executor.id == robot_id).execute()
+
+
+@pytest.fixture
+def desk(app):
+    with hubdb.connection():
+        yield Desk(app)
+
+
+def test_a_run_waits_until_an_executor_is_free_then_starts(desk):
+    desk.robot("r1")
+    first, second = desk.submit(), desk.submit()
+    assert desk.d.tick() == 1
+    assert desk.run(first.id).state == "dispatched" and desk.run(first.id).executor_id == "r1"
+    assert desk.run(second.id).state == "pending"
+    action, body = desk.execute_for("r1")
+    assert action == "Execute" and body["runInstanceId"] == first.id and body["userName"] == "tester"
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": first.id, "status": 0})
+    assert desk.d.tick() == 1 and desk.run(second.id).executor_id == "r1"
+
+
+def test_pools_mix_vendors_and_follow_their_policy(desk, client, admin_token):
+    Supplier.create(code="w", secret_enc=desk.hub.keys.encrypt(SECRET))
+    desk.robot("a1")
+    session = ExecutorSession("b1", "http")
+    desk.ex.gateway.register(session, {"supplierCode": "w", "supplierSecret": proof(SECRET, "b1")})
+    desk.sessions["b1"] = session
+    desk.robot("c1")
+    r = client.simulate_post("/api/v1/pools", headers={"Authorization": f"Bearer {admin_token}"},
+                             json={"name": "finance", "policy": "round_robin", "members": ["a1", "b1"]})
+    assert r.status_code == 201, r.json
+    runs = [desk.submit(pool="finance") for _ in range(3)]
+    desk.d.tick()
+    placed = sorted(desk.run(r.id).executor_id or "-" for r in runs)
+    assert placed == ["-", "a1", "b1"]  # never c1, which is not in the pool
+    r = client.simulate_post("/api/v1/pools", headers={"Authorization": f"Bearer {admin_token}"},
+                             json={"name": "x", "policy": "coin_toss"})
+    assert r.status_code == 400 and "coin_toss" in r.json["resultHint"]
+
+
+def test_labels_select_executors(desk):
+    desk.robot("plain")
+    desk.robot("ocr", labels=["ocr", "sichuan"])
+    run = desk.submit(labels=["ocr"])
+    desk.d.tick()
+    assert desk.run(run.id).executor_id == "ocr"
+
+
+def test_failover_resumes_from_the_checkpoint_on_another_executor(desk):
+    desk.robot("r1")
+    run = desk.submit(max_attempts=3)
+    desk.d.tick()
+    desk.execute_for("r1")
+    desk.ex.gateway.report_checkpoint(desk.sessions["r1"], {"runInstanceId": run.id, "checkpoint": {"row": 41}})
+    desk.robot("r2")
+    desk.silence("r1")  # r1 stopped heartbeating past the offline timeout
+    assert desk.d.failover() == 1 or desk.d.tick() >= 0
+    desk.d.tick()
+    moved = desk.run(run.id)
+    assert (moved.executor_id, moved.attempt, moved.state) == ("r2", 2, "dispatched")
+    action, body = desk.execute_for("r2")
+    assert action == "Execute" and body["checkpoint"] == {"row": 41} and body["attempt"] == 2
+    # The old executor's late report changes nothing.
+    with pytest.raises(ProtocolError, match="another executor"):
+        desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": run.id, "status": 0})
+    desk.ex.gateway.report_finish(desk.sessions["r2"], {"runInstanceId": run.id, "status": 0})
+    final = desk.run(run.id)
+    assert (final.state, final.executor_id, final.attempt) == ("success", "r2", 2)
+    timeline = [e.state for e in final.events.order_by(final.events.model.id)]
+    assert timeline == ["pending", "dispatched", "retrying", "dispatched", "success"]
+
+
+def test_application_errors_are_retried_with_backoff_business_errors_are_not(desk):
+    desk.robot("r1")
+    completed = []
+    desk.hub.bus.subscribe("run.completed", lambda e: completed.append(e.data))
+    app_err = desk.submit(max_attempts=2, backoff_s=30)
+    desk.d.tick()
+    desk.execute_for("r1")
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": app_err.id, "status": 2, "errorCode": 500})
+    waiting = desk.run(app_err.id)
+    assert (waiting.state, waiting.attempt, waiting.executor_id) == ("retrying", 2, None)
+    assert desk.d.tick() == 0  # backing off: 30 s
+    from rpahub_plugins.dispatch.models import QueueEntry
+
+    QueueEntry.update(not_before=utcnow()).execute()
+    assert desk.d.tick() == 1
+    desk.execute_for("r1")
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": app_err.id, "status": 2, "errorCode": 500})
+    assert desk.run(app_err.id).state == "failed"  # no attempts left
+    business = desk.submit(max_attempts=5)
+    desk.d.tick()
+    desk.execute_for("r1")
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": business.id, "status": 2,
+                                                        "errorCode": 20001})
+    assert desk.run(business.id).state == "failed" and desk.run(business.id).attempt == 1
+    assert [(c["runId"], c["state"]) for c in completed] == [(app_err.id, "failed"), (business.id, "failed")]
+
+
+def test_stop_and_cancel_work_in_every_state(desk):
+    desk.robot("r1")
+    waiting = desk.submit()
+    desk.ex.runs.stop(waiting.id, by="t")
+    assert desk.run(waiting.id).state == "cancelled"
+    running = desk.submit()
+    desk.d.tick()
+    desk.execute_for("r1")
+    desk.ex.runs.stop(running.id, by="t")
+    assert desk.execute_for("r1") == ("Stop", None)
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": running.id, "status": 1})
+    assert desk.run(running.id).state == "cancelled"
+    with pytest.raises(HubError, match="already finished"):
+        desk.ex.runs.stop(running.id, by="t")
+    lost = desk.submit()
+    desk.d.tick()
+    desk.ex.runs.stop(lost.id, by="t")
+    desk.silence("r1")
+    desk.d.failover()
+    assert desk.run(lost.id).state == "cancelled"  # its executor vanished while stopping
+
+
+def test_a_requeued_runs_undelivered_commands_are_dropped(desk):
+    desk.robot("r1")
+    run = desk.submit()
+    desk.d.tick()  # Execute queued for r1, never fetched
+    desk.silence("r1")
+    desk.d.failover()
+    assert not Command.select().where((Command.run_id == run.id) & Command.delivered_at.is_null()).exists()
+
+
+def test_policies_choose_as_documented():
+    cs = [Candidate("a", "v", ("ocr",), active=1, slots=2), Candidate("b", "v", (), active=0, slots=1),
+          Candidate("c", "v", ("ocr", "nlp"), active=0, slots=1)]
+    # One free slot each: the idle ones first, then by id.
+    assert least_loaded(RunRequest("r", "python"), cs).id == "b"
+    assert least_loaded(RunRequest("r", "python"), cs[:1] + [Candidate("d", "v", active=0, slots=3)]).id == "d"
+    assert affinity(RunRequest("r", "python", labels=("ocr", "nlp")), cs).id == "c"
+    turns = [round_robin(RunRequest("r", "python", pool="rr-test"), cs).id for _ in range(4)]
+    assert len(set(turns[:3])) == 3 and turns[3] == turns[0]
