@@ -53,8 +53,9 @@ class Gateway:
         self.sessions: dict[str, ExecutorSession] = {}  # registered push sessions of this process
         self._seen: dict[str, float] = {}  # robot id -> last heartbeat written (monotonic)
         self._lock = threading.RLock()
-        # action -> fn(run_id) giving a fresh body at delivery (signed links must not expire in the queue)
-        self.refreshers: dict[str, Callable[[str], dict]] = {}
+        # action -> fn(run_id, robot_id) giving a fresh body at delivery (signed links must not expire
+        # in the queue), or None when the command no longer applies
+        self.refreshers: dict[str, Callable[[str, str], dict | None]] = {}
 
     # -- connections -----------------------------------------------------------
 
@@ -330,16 +331,20 @@ class Gateway:
 
     def next_command(self, session: ExecutorSession) -> WireCommand | None:
         """The oldest command not yet delivered; :meth:`ack` it once it was sent."""
-        row = (Command.select().where((Command.executor_id == session.robot_id) & Command.delivered_at.is_null())
-               .order_by(Command.id).first())
-        if row is None:
-            return None
-        body = row.body
-        refresh = self.refreshers.get(row.action)
-        if refresh is not None and row.run_id:
-            fresh = refresh(row.run_id)
-            body = None if fresh is None else json.dumps(fresh, ensure_ascii=False, separators=(",", ":"))
-        return WireCommand(action=row.action, body=body, id=row.id)
+        while True:
+            row = (Command.select().where((Command.executor_id == session.robot_id) & Command.delivered_at.is_null())
+                   .order_by(Command.id).first())
+            if row is None:
+                return None
+            refresh = self.refreshers.get(row.action)
+            if refresh is None or not row.run_id:
+                return WireCommand(action=row.action, body=row.body, id=row.id)
+            fresh = refresh(row.run_id, session.robot_id)
+            if fresh is not None:
+                return WireCommand(action=row.action, id=row.id,
+                                   body=json.dumps(fresh, ensure_ascii=False, separators=(",", ":")))
+            # The run moved on (started, finished, reassigned): sending it again could run it twice.
+            self.ack(WireCommand(action=row.action, body=None, id=row.id))
 
     def ack(self, command: WireCommand) -> None:
         with hubdb.atomic():

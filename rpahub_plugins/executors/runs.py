@@ -185,10 +185,11 @@ class Runs:
             raise NotFound(f"package {package_id} not found")
         return package
 
-    def fresh_execute(self, run_id: str) -> dict | None:
-        """The Execute body at delivery time, with links signed now."""
+    def fresh_execute(self, run_id: str, robot_id: str) -> dict | None:
+        """The Execute body at delivery time, with links signed now; None once the run is
+        no longer waiting for this executor to start it."""
         run = RunInstance.get_or_none(RunInstance.id == run_id)
-        if run is None:
+        if run is None or run.state != "dispatched" or run.executor_id != robot_id:
             return None
         supplier = Supplier.select().join(Executor).where(Executor.id == run.executor_id).first()
         adapter = self.adapters.get(supplier.adapter) if supplier else None
