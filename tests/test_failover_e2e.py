@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rpahub_core.testing import LiveHub
+from rpahub_core.testing import LiveHub, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -29,15 +29,6 @@ for row in range(start + 1, 13):
 print("RPA-OUTPUT rows=12", flush=True)
 '''
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 import requests
 
-from rpahub_core.testing import LiveHub
+from rpahub_core.testing import LiveHub, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,15 +27,6 @@ time.sleep(1.5)
 print("done", os.environ["RPA_ARG_TAG"], flush=True)
 """
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def test_no_run_is_lost_or_run_twice_across_a_hub_crash(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import websocket
 
 from rpahub_core.errors import DUPLICATE_CONNECTION, PARAMETER_ERROR
+from rpahub_core.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -58,15 +59,6 @@ def no_message(ws, seconds=0.5):
     raise AssertionError(f"unexpected message {msg}")
 
 
-def wait_for(predicate, timeout=10, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
 
 def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
     robot = "ws-flow-1"
@@ -76,7 +68,7 @@ def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
     action, body = recv(ws)
     assert action == "SendLicense" and body == {"licenseContent": lic["resultValue"]["licenseContent"]}
     send(ws, "Heartbeat", {})
-    executor = wait_for(lambda: fleet.call("GET", f"/api/v1/executors/{robot}")[1]["resultValue"])
+    executor = wait_for(lambda: fleet.call("GET", f"/api/v1/executors/{robot}")[1]["resultValue"], 10)
     assert executor["state"] == "online" and executor["transport"] == "ws" and executor["version"] == "1.2"
 
     package = fleet.upload_package("ws-flow", {"main.py": "print('hi')"})
@@ -110,7 +102,7 @@ def test_figure_b1_register_licence_heartbeat_execute_logs_finish_video(fleet):
     assert upload.status_code == 200, upload.text
     video_id = upload.json()["resultValue"]["fileId"]
     send(ws, "ReportVideoRecord", {"runInstanceId": run["id"], "videoId": video_id})
-    record = wait_for(lambda: (r := fleet.run(run["id"]))["videoId"] and r)
+    record = wait_for(lambda: (r := fleet.run(run["id"]))["videoId"] and r, 10)
     assert record["state"] == "success" and record["finishStatus"] == 0
     assert record["checkpoint"] == {"row": 2}
     assert [t["state"] for t in record["timeline"]] == ["pending", "dispatched", "running", "success"]
@@ -234,7 +226,7 @@ def test_stop_reaches_the_executor(fleet):
     action, body = recv(ws)
     assert action == "Stop" and body is None
     send(ws, "ReportFinish", {"runInstanceId": run["id"], "status": 1})
-    assert wait_for(lambda: fleet.run(run["id"])["state"] == "cancelled")
+    assert wait_for(lambda: fleet.run(run["id"])["state"] == "cancelled", 10)
     ws.close()
 
 

@@ -12,6 +12,7 @@ from rpahub_core import hookimpl
 from rpahub_core.errors import NotFound
 from rpahub_core.migrations import create_tables
 from rpahub_core.web import ApiModel, PageQuery, ok, operation, paginate
+from rpahub_plugins.executors.resources import ArgumentIn
 
 from .models import MODELS, Pool, PoolMember, QueueEntry
 from .service import Dispatcher
@@ -32,12 +33,6 @@ def dispatcher(hub) -> Dispatcher:
 
 
 # -- API --------------------------------------------------------------------------------
-
-
-class ArgumentIn(ApiModel):
-    name: str = Field(min_length=1, max_length=128)
-    type: str = Field("String", max_length=32)
-    value: str = Field(max_length=65536)
 
 
 class DispatchIn(ApiModel):
