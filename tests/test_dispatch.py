@@ -196,3 +196,14 @@ def test_policies_choose_as_documented():
     assert affinity(RunRequest("r", "python", labels=("ocr", "nlp")), cs).id == "c"
     turns = [round_robin(RunRequest("r", "python", pool="rr-test"), cs).id for _ in range(4)]
     assert len(set(turns[:3])) == 3 and turns[3] == turns[0]
+
+
+def test_a_stopped_run_that_ends_failed_is_not_retried(desk):
+    desk.robot("r1")
+    run = desk.submit(max_attempts=3, backoff_s=0)
+    desk.d.tick()
+    desk.execute_for("r1")
+    desk.ex.runs.stop(run.id, by="t")
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": run.id, "status": 2, "errorCode": 137})
+    assert desk.run(run.id).state == "failed" and desk.run(run.id).attempt == 1
+    assert desk.d.tick() == 0

@@ -187,7 +187,8 @@ def rpahub_on_event(event, hub):
     d = dispatcher(hub)
     if event.topic == "run.finished":
         with hubdb.connection():
-            d.on_finished(event.data["runId"], event.data["status"], event.data.get("errorCode"))
+            d.on_finished(event.data["runId"], event.data["status"], event.data.get("errorCode"),
+                          stop_requested=event.data.get("stopRequested", False))
     elif event.topic in ("run.pending", "executor.online", "run.retrying", "run.completed"):
         d.wake()
 

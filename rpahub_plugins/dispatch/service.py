@@ -192,7 +192,7 @@ class Dispatcher:
                 count += 1
         return count
 
-    def on_finished(self, run_id: str, status: int, error_code: int | None) -> None:
+    def on_finished(self, run_id: str, status: int, error_code: int | None, *, stop_requested: bool = False) -> None:
         from rpahub_plugins.executors.models import RunInstance
 
         with hubdb.atomic():
@@ -200,7 +200,8 @@ class Dispatcher:
             if run is None:
                 return
             business = error_code is not None and self.business_errors[0] <= error_code <= self.business_errors[1]
-            if status == 2 and not business and self._retry_or_fail(run, reason=f"failed with errorCode {error_code}",
+            # A run someone asked to stop is never restarted, however it ended.
+            if status == 2 and not business and not stop_requested and self._retry_or_fail(run, reason=f"failed with errorCode {error_code}",
                                                                     backoff=True, final_state=run.state):
                 return
             self.hub.publish("run.completed", runId=run.id, state=run.state, status=status, errorCode=error_code,

@@ -270,6 +270,7 @@ class Gateway:
         body = wire.parse(wire.ReportFinishBody, body)
         run = self._own_run(session, body.runInstanceId)
         state = FINISH_STATES[body.status]
+        stop_requested = run.state == "stopping"
         if run.state in DONE_STATES:
             if run.finish_status == body.status:
                 return  # a retried report: already recorded
@@ -286,7 +287,7 @@ class Gateway:
             self.hub.audit("run.finish", principal=self.principal(session), target=run.id,
                            detail={"status": body.status, "errorCode": body.errorCode}, source=session.remote)
             self.hub.publish("run.finished", runId=run.id, status=body.status, errorCode=body.errorCode,
-                             executorId=session.robot_id)
+                             executorId=session.robot_id, stopRequested=stop_requested)
 
     def report_video(self, session: ExecutorSession, body) -> None:
         body = wire.parse(wire.ReportVideoBody, body)
