@@ -14,6 +14,9 @@ BUILTIN_PLUGINS = [
     "protocol_http = rpahub_plugins.protocol_http",
     "dispatch = rpahub_plugins.dispatch",
     "sched_policies = rpahub_plugins.sched_policies",
+    "schedules = rpahub_plugins.schedules",
+    "flows = rpahub_plugins.flows",
+    "autoscale = rpahub_plugins.autoscale",
 ]
 
 packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])

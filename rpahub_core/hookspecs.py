@@ -212,7 +212,10 @@ def rpahub_select_executor(run: Any, candidates: list[Any], hub: Hub) -> Any | N
 def rpahub_scale_pool(pool: Any, desired: int, hub: Hub) -> int | None:
     """Bring ``pool`` towards ``desired`` executors; return how many now exist.
 
-    Called by the autoscaler; a provider starts or stops real executors.
+    Called by the autoscaler on every tick (also when the size does not change, so a
+    provider replaces executors that died). ``pool`` has ``name``, ``provider``, ``min``
+    and ``max``; answer ``None`` unless ``pool.provider`` is yours. Never stop an
+    executor that holds a run.
     """
 
 

@@ -16,4 +16,7 @@ DEFAULT_PLUGINS = (
     ("protocol_http", "rpahub_plugins.protocol_http"),
     ("dispatch", "rpahub_plugins.dispatch"),
     ("sched_policies", "rpahub_plugins.sched_policies"),
+    ("schedules", "rpahub_plugins.schedules"),
+    ("flows", "rpahub_plugins.flows"),
+    ("autoscale", "rpahub_plugins.autoscale"),
 )
