@@ -207,3 +207,12 @@ def test_a_stopped_run_that_ends_failed_is_not_retried(desk):
     desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": run.id, "status": 2, "errorCode": 137})
     assert desk.run(run.id).state == "failed" and desk.run(run.id).attempt == 1
     assert desk.d.tick() == 0
+
+
+def test_the_policies_are_listed_for_pools_and_dispatches(client, admin_token):
+    r = client.simulate_get("/api/v1/dispatch/policies", headers={"Authorization": f"Bearer {admin_token}"})
+    assert r.status_code == 200
+    assert {p["name"]: p["description"] for p in r.json["resultValue"]} == {
+        "affinity": "The most labels shared with the request, then the least loaded.",
+        "least_loaded": "The most free slots, then the fewest runs.",
+        "round_robin": "Each candidate in turn, per pool."}

@@ -108,6 +108,21 @@ class Queue:
         ok(resp, paginate(query, req.context.query, entry_json))
 
 
+class Policies:
+    def __init__(self, hub):
+        self.hub = hub
+
+    @operation(permission="executors.read", summary="Scheduling policies a pool or a dispatch may name",
+               tags=("dispatch",))
+    def on_get(self, req, resp):
+        from rpahub_plugins.sched_policies import POLICIES
+
+        d = dispatcher(self.hub)
+        extra = [p for p in self.hub.settings.plugin("dispatch").get("policies", []) if d._known_policy(p)]
+        ok(resp, [{"name": name, "description": (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""}
+                  for name, fn in sorted(POLICIES.items())] + [{"name": p, "description": "plugin"} for p in extra])
+
+
 class Pools:
     def __init__(self, hub):
         self.hub = hub
@@ -178,6 +193,7 @@ def rpahub_permissions(permissions):
 def rpahub_register_routes(routes, hub):
     routes.add("/api/v1/dispatch", Dispatch(hub))
     routes.add("/api/v1/dispatch/queue", Queue())
+    routes.add("/api/v1/dispatch/policies", Policies(hub))
     routes.add("/api/v1/pools", Pools(hub))
     routes.add("/api/v1/pools/{name}", PoolItem(hub))
 

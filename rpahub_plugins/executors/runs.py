@@ -165,6 +165,7 @@ class Runs:
                 RunInstance.update(state="stopping").where(RunInstance.id == run.id).execute()
                 RunEvent.create(run=run.id, state="stopping", detail=f"stop requested by {by}")
                 self.gateway.send(run.executor_id, "Stop", None, run_id=run.id)
+                self.hub.publish("run.stopping", runId=run.id, executorId=run.executor_id, by=by)
         return self.get(run_id)
 
     def get(self, run_id: str) -> RunInstance:

@@ -22,10 +22,12 @@ _lock = threading.Lock()
 
 
 def least_loaded(run: RunRequest, candidates: list[Candidate]) -> Candidate:
+    """The most free slots, then the fewest runs."""
     return min(candidates, key=lambda c: (-c.free, c.active, c.id))
 
 
 def round_robin(run: RunRequest, candidates: list[Candidate]) -> Candidate:
+    """Each candidate in turn, per pool."""
     ordered = sorted(candidates, key=lambda c: c.id)
     with _lock:
         turn = next(_turns.setdefault(run.pool or "", itertools.count()))
@@ -33,6 +35,7 @@ def round_robin(run: RunRequest, candidates: list[Candidate]) -> Candidate:
 
 
 def affinity(run: RunRequest, candidates: list[Candidate]) -> Candidate:
+    """The most labels shared with the request, then the least loaded."""
     wanted = set(run.labels)
     return min(candidates, key=lambda c: (-len(wanted & set(c.labels)), -c.free, c.active, c.id))
 
