@@ -37,7 +37,7 @@ class ApiModel(BaseModel):
 
 
 class PageQuery(ApiModel):
-    page: int = Field(1, ge=1, description="1-based page number")
+    page: int = Field(1, ge=1, le=1_000_000, description="1-based page number")
     pageSize: int = Field(20, ge=1, le=200, description="items per page (at most 200)")
 
 

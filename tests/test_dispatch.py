@@ -56,8 +56,10 @@ class Desk:
         return cmd and (cmd.action, json.loads(cmd.body) if cmd.body else None)
 
     def silence(self, robot_id, seconds=3600):
-        Executor.update(last_heartbeat=utcnow() - dt.timedelta(seconds=seconds)).where(
-            Executor.id == robot_id).execute()
+        """As if ``seconds`` passed without a message from the robot."""
+        past = utcnow() - dt.timedelta(seconds=seconds)
+        Executor.update(last_heartbeat=past).where(Executor.id == robot_id).execute()
+        RunInstance.update(lease_expires_at=past).where(RunInstance.executor_id == robot_id).execute()
 
 
 @pytest.fixture
@@ -216,3 +218,58 @@ def test_the_policies_are_listed_for_pools_and_dispatches(client, admin_token):
         "affinity": "The most labels shared with the request, then the least loaded.",
         "least_loaded": "The most free slots, then the fewest runs.",
         "round_robin": "Each candidate in turn, per pool."}
+
+
+def test_a_restarted_executor_that_heartbeats_idle_loses_its_run(desk):
+    """The lease is the run's, not the executor's: alive but no longer naming the run is lost."""
+    desk.robot("r1")
+    run = desk.submit(max_attempts=2)
+    desk.d.tick()
+    desk.execute_for("r1")
+    desk.ex.gateway.heartbeat(desk.sessions["r1"], {"runInstanceId": run.id})  # it names its runs
+    RunInstance.update(lease_expires_at=utcnow() - dt.timedelta(seconds=1)).where(RunInstance.id == run.id).execute()
+    desk.ex.gateway._seen.clear()
+    desk.ex.gateway.heartbeat(desk.sessions["r1"], {})  # restarted: alive, idle
+    desk.d.tick()
+    again = desk.run(run.id)
+    assert again.attempt == 2 and again.state == "dispatched" and again.executor_id == "r1"
+
+
+def test_a_dead_executor_is_not_a_candidate_so_failover_does_not_burn_attempts(desk):
+    desk.robot("r1")
+    run = desk.submit(executor_id="r1", max_attempts=3)
+    desk.d.tick()
+    desk.silence("r1")
+    for _ in range(3):
+        desk.d.tick()
+    waiting = desk.run(run.id)
+    assert (waiting.state, waiting.attempt) == ("retrying", 2)  # waits for r1 to come back
+
+
+def test_unplaceable_entries_do_not_block_the_queue(desk):
+    desk.robot("r1")
+    for _ in range(210):
+        desk.submit(supplier="nobody")  # can never be placed
+    run = desk.submit()
+    assert desk.d.tick() == 1 and desk.run(run.id).executor_id == "r1"
+
+
+def test_a_failing_policy_plugin_falls_back_instead_of_stopping_dispatch(desk, monkeypatch):
+    desk.robot("r1")
+    monkeypatch.setattr(desk.hub, "select_executor", lambda *a: 1 / 0)
+    run = desk.submit()
+    assert desk.d.tick() == 1 and desk.run(run.id).executor_id == "r1"
+
+
+def test_a_lost_retry_decision_is_taken_by_the_sweep(desk):
+    desk.robot("r1")
+    run = desk.submit(max_attempts=2, backoff_s=0)
+    desk.d.tick()
+    desk.execute_for("r1")
+    desk.hub.bus.close()  # the run.finished event is lost, as in a crash after the commit
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": run.id, "status": 2, "errorCode": 1})
+    assert desk.run(run.id).state == "failed"
+    RunInstance.update(finished_at=utcnow() - dt.timedelta(seconds=30)).where(RunInstance.id == run.id).execute()
+    assert desk.d.sweep_decisions() == 1
+    assert (desk.run(run.id).state, desk.run(run.id).attempt) == ("retrying", 2)
+    assert desk.d.sweep_decisions() == 0  # decided once

@@ -27,7 +27,7 @@ class Note(BaseModel):
 def test_built_in_components_are_migrated_and_recorded(app):
     with hubdb.connection():
         versions = {row.component: row.version for row in SchemaVersion.select()}
-    assert versions == {"audit_log": 2, "auth_local": 1, "autoscale": 1, "dispatch": 1, "executors": 1, "flows": 1,
+    assert versions == {"audit_log": 2, "auth_local": 1, "autoscale": 1, "dispatch": 2, "executors": 2, "flows": 1,
                         "schedules": 1}
 
 

@@ -10,11 +10,11 @@ from pydantic import Field
 from rpahub_core import db as hubdb
 from rpahub_core import hookimpl
 from rpahub_core.errors import NotFound
-from rpahub_core.migrations import create_tables
+from rpahub_core.migrations import add_columns, create_tables
 from rpahub_core.web import ApiModel, PageQuery, ok, operation, paginate
 from rpahub_plugins.executors.resources import ArgumentIn
 
-from .models import MODELS, Pool, PoolMember, QueueEntry
+from .models import MODELS, Pool, PoolMember, QueueEntry, RunPlan
 from .service import Dispatcher
 
 log = logging.getLogger("rpahub.dispatch")
@@ -182,6 +182,7 @@ def rpahub_config_defaults():
 @hookimpl
 def rpahub_migrations(migrations):
     migrations.add("dispatch", 1, create_tables(*MODELS), "pools, members, queue, run plans")
+    migrations.add("dispatch", 2, add_columns(RunPlan, "decided_attempt"), "retry decisions recorded per attempt")
 
 
 @hookimpl

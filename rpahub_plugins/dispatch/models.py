@@ -52,6 +52,8 @@ class RunPlan(BaseModel):
     priority = peewee.IntegerField(default=0)
     max_attempts = peewee.IntegerField(default=3)
     backoff_s = peewee.IntegerField(default=10)
+    # The attempt whose retry-or-complete decision was taken (finish events are at-least-once).
+    decided_attempt = peewee.IntegerField(default=0)
 
 
 MODELS = (Pool, PoolMember, QueueEntry, RunPlan)

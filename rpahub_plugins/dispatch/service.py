@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
+
+import peewee
 
 from rpahub_core import db as hubdb
 from rpahub_core.db import utcnow
@@ -23,6 +26,11 @@ from rpahub_core.errors import BadRequest, Conflict, NotFound
 from .models import Pool, PoolMember, QueueEntry, RunPlan
 
 log = logging.getLogger("rpahub.dispatch")
+
+
+def _pause() -> None:
+    """Let other greenlets run between placements (a gevent switch when patched)."""
+    time.sleep(0)
 
 WAITING = ("pending", "retrying")
 
@@ -36,6 +44,7 @@ class Dispatcher:
         self.default_backoff_s = int(settings.get("backoff_s", 10))
         self.max_backoff_s = int(settings.get("max_backoff_s", 600))
         self.wake_event = None  # set by the ticker
+        self._swept_at: dt.datetime | None = None
 
     # -- submitting ----------------------------------------------------------------
 
@@ -77,80 +86,123 @@ class Dispatcher:
     # -- placing -------------------------------------------------------------------
 
     def candidates(self) -> dict[str, Candidate]:
-        """Admitted executors that are online and have a free slot."""
+        """Admitted executors alive now (heartbeat within the offline timeout) with a free slot.
+
+        Each carries, in ``extra["kinds"]``, the package kinds its vendor adapter runs
+        (empty: any), so matching needs no further queries.
+        """
         from rpahub_plugins.executors.gateway import ACTIVE_STATES
-        from rpahub_plugins.executors.models import Executor, RunInstance
+        from rpahub_plugins.executors.models import Executor, RunInstance, Supplier
 
         load: dict[str, int] = {}
         for row in (RunInstance.select(RunInstance.executor_id)
                     .where(RunInstance.state.in_(ACTIVE_STATES) & RunInstance.executor_id.is_null(False))):
             load[row.executor_id] = load.get(row.executor_id, 0) + 1
+        kinds = {s.code: tuple(getattr(self.ex.adapters.get(s.adapter), "package_kinds", ()) or ())
+                 for s in Supplier.select(Supplier.code, Supplier.adapter)}
+        alive = utcnow() - dt.timedelta(seconds=self.ex.gateway.offline_after_s)
         out = {}
-        for e in Executor.select().where(Executor.state != "offline"):
+        for e in Executor.select().where((Executor.state != "offline") & (Executor.last_heartbeat >= alive)):
             active = load.get(e.id, 0)
             if active < e.slots:
                 out[e.id] = Candidate(id=e.id, supplier=e.supplier_id, labels=tuple(json.loads(e.labels)),
-                                      active=active, slots=e.slots)
+                                      active=active, slots=e.slots, extra={"kinds": kinds.get(e.supplier_id, ())})
         return out
 
     def tick(self) -> int:
-        """Fail over lost runs, then place what waits. Returns how many runs were placed."""
-        self.failover()
-        placed = 0
-        from rpahub_plugins.executors.models import RunInstance
+        """Fail over lost runs, then place what waits. Returns how many runs were placed.
 
-        with hubdb.atomic():
-            due = (QueueEntry.select().where(QueueEntry.not_before <= utcnow())
-                   .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at).limit(200))
-            if hubdb.is_postgres():  # several hub processes share the queue
-                due = due.for_update(skip_locked=True)
-            entries = list(due)
-            if not entries:
-                return 0
-            free = self.candidates()
-            pools = {m.executor_id: m.pool_id for m in PoolMember.select()}
-            for entry in entries:
+        Each placement is its own short transaction, and the worker yields between them,
+        so a long queue never holds the database (or, on SQLite, the process) for long.
+        """
+        from rpahub_plugins.executors.models import Package, RunInstance
+
+        self.failover()
+        now = utcnow()
+        if self._swept_at is None or (now - self._swept_at).total_seconds() >= 60:
+            self._swept_at = now
+            self.sweep_decisions()
+        placed = 0
+        free = self.candidates()
+        if not free:
+            return 0
+        pools = {m.executor_id: m.pool_id for m in PoolMember.select()}
+        pool_rows = {p.name: p for p in Pool.select()}
+        kinds: dict[str, str] = {}
+        offset = 0
+        while free:
+            page = list(QueueEntry.select().where(QueueEntry.not_before <= utcnow())
+                        .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at).offset(offset).limit(200))
+            if not page:
+                break
+            offset += len(page)
+            for entry in page:
+                if not free:
+                    break
                 run = RunInstance.get_or_none(RunInstance.id == entry.run_id)
                 if run is None or run.state not in WAITING:
-                    entry.delete_instance()
+                    QueueEntry.delete().where(QueueEntry.run_id == entry.run_id).execute()
+                    offset -= 1
                     continue
-                choices = self._matching(entry, run, free, pools)
+                if run.package_id not in kinds:
+                    kinds[run.package_id] = Package.get_by_id(run.package_id).kind
+                choices = self._matching(entry, kinds[run.package_id], free, pools, pool_rows)
                 if not choices:
-                    continue
-                request = RunRequest(id=run.id, package_kind=run.package.kind, policy=self._policy(entry),
-                                     pool=entry.pool, labels=tuple(json.loads(entry.labels)),
-                                     supplier=entry.supplier, attempt=run.attempt,
-                                     previous_executor=entry.previous_executor)
-                choice = self.hub.select_executor(request, choices) or choices[0]
-                self.ex.runs.assign(run, choice.id, detail=f"to {choice.id} by policy {request.policy}"
-                                    + (f", attempt {run.attempt}" if run.attempt > 1 else ""))
-                entry.delete_instance()
-                placed += 1
-                left = Candidate(id=choice.id, supplier=choice.supplier, labels=choice.labels,
-                                 active=choice.active + 1, slots=choice.slots)
-                if left.free > 0:
-                    free[choice.id] = left
-                else:
-                    del free[choice.id]
+                    continue  # unplaceable now: the entries behind it still get their turn
+                choice = self._place(entry, run, kinds[run.package_id], choices, pool_rows)
+                if choice is not None:
+                    placed += 1
+                    offset -= 1
+                    left = Candidate(id=choice.id, supplier=choice.supplier, labels=choice.labels,
+                                     active=choice.active + 1, slots=choice.slots, extra=choice.extra)
+                    if left.free > 0:
+                        free[choice.id] = left
+                    else:
+                        del free[choice.id]
+                _pause()
         return placed
 
-    def _policy(self, entry: QueueEntry) -> str:
+    def _place(self, entry, run, kind: str, choices: list[Candidate], pool_rows) -> Candidate | None:
+        """Assign ``run`` to the policy's choice; None when another process took it."""
+        request = RunRequest(id=run.id, package_kind=kind, policy=self._policy(entry, pool_rows),
+                             pool=entry.pool, labels=tuple(json.loads(entry.labels)), supplier=entry.supplier,
+                             attempt=run.attempt, previous_executor=entry.previous_executor)
+        try:
+            choice = self.hub.select_executor(request, choices)
+        except Exception:  # a broken policy plugin must not stop dispatching
+            log.exception("scheduling policy %r failed; using least_loaded", request.policy)
+            choice = None
+        if choice is None:
+            from rpahub_plugins.sched_policies import least_loaded
+
+            choice = least_loaded(request, choices)
+        try:
+            with hubdb.atomic():
+                locked = QueueEntry.select().where(QueueEntry.run_id == entry.run_id)
+                if hubdb.is_postgres():  # several hub processes share the queue
+                    locked = locked.for_update(skip_locked=True)
+                if locked.first() is None:
+                    return None  # another process has it
+                self.ex.runs.assign(run, choice.id, detail=f"to {choice.id} by policy {request.policy}"
+                                    + (f", attempt {run.attempt}" if run.attempt > 1 else ""))
+                QueueEntry.delete().where(QueueEntry.run_id == entry.run_id).execute()
+        except Conflict:  # the run stopped waiting (cancelled) meanwhile
+            QueueEntry.delete().where(QueueEntry.run_id == entry.run_id).execute()
+            return None
+        return choice
+
+    def _policy(self, entry: QueueEntry, pool_rows) -> str:
         if entry.policy:
             return entry.policy
-        if entry.pool:
-            pool = Pool.get_or_none(Pool.name == entry.pool)
-            if pool is not None:
-                return pool.policy
+        if entry.pool and entry.pool in pool_rows:
+            return pool_rows[entry.pool].policy
         return "affinity" if json.loads(entry.labels) else "least_loaded"
 
-    def _matching(self, entry, run, free: dict[str, Candidate], pools: dict[str, str]) -> list[Candidate]:
-        from rpahub_plugins.executors.models import Executor
-
+    def _matching(self, entry, kind: str, free: dict[str, Candidate], pools: dict[str, str],
+                  pool_rows) -> list[Candidate]:
         wanted = set(json.loads(entry.labels))
-        pool_labels: set[str] = set()
-        if entry.pool:
-            pool = Pool.get_or_none(Pool.name == entry.pool)
-            pool_labels = set(json.loads(pool.labels)) if pool else set()
+        pool = pool_rows.get(entry.pool) if entry.pool else None
+        pool_labels = set(json.loads(pool.labels)) if pool else set()
         out = []
         for c in free.values():
             if entry.executor_id and c.id != entry.executor_id:
@@ -161,7 +213,7 @@ class Dispatcher:
                 continue
             if entry.supplier and c.supplier != entry.supplier:
                 continue
-            if not self.ex.runs.accepts(Executor.get_by_id(c.id), run.package.kind):
+            if c.extra.get("kinds") and kind not in c.extra["kinds"]:
                 continue
             out.append(c)
         return sorted(out, key=lambda c: c.id)
@@ -169,27 +221,44 @@ class Dispatcher:
     # -- failover and retries -----------------------------------------------------------
 
     def failover(self) -> int:
-        """Requeue runs whose executor stopped heartbeating (its lease expired)."""
+        """Requeue runs whose lease expired: their executor went silent, restarted or
+        stopped naming them."""
         from rpahub_plugins.executors.gateway import ACTIVE_STATES
-        from rpahub_plugins.executors.models import Executor, RunInstance
+        from rpahub_plugins.executors.models import RunInstance
 
-        cutoff = utcnow() - dt.timedelta(seconds=self.ex.gateway.offline_after_s)
-        lost = (RunInstance.select(RunInstance, Executor.last_heartbeat)
-                .join(Executor, on=(RunInstance.executor_id == Executor.id))
-                .where(RunInstance.state.in_(ACTIVE_STATES) & (Executor.last_heartbeat < cutoff)))
+        lost = list(RunInstance.select().where(RunInstance.state.in_(ACTIVE_STATES)
+                                               & (RunInstance.lease_expires_at < utcnow())).limit(500))
         count = 0
-        for run in list(lost):
+        for run in lost:
             with hubdb.atomic():
-                current = RunInstance.get_by_id(run.id)
-                if current.state not in ACTIVE_STATES or current.executor_id != run.executor_id:
-                    continue  # someone else handled it meanwhile
-                if current.state == "stopping":  # the stop can no longer be delivered: the run ends here
-                    self.ex.runs.fail(current, reason=f"executor {run.executor_id} lost while stopping",
+                if run.state == "stopping":  # the stop can no longer be delivered: the run ends here
+                    self.ex.runs.fail(run, reason=f"executor {run.executor_id} lost while stopping",
                                       state="cancelled")
                     continue
-                self._retry_or_fail(current, reason=f"executor {run.executor_id} stopped heartbeating",
-                                    backoff=False)
-                count += 1
+                if self._retry_or_fail(run, reason=f"executor {run.executor_id} no longer holds it",
+                                       backoff=False):
+                    count += 1
+            _pause()
+        return count
+
+    def sweep_decisions(self) -> int:
+        """Decide failed runs whose retry decision was lost (a crash between the finish and
+        its event). ``tick`` runs it about once a minute."""
+        from rpahub_plugins.executors.models import RunEvent, RunInstance
+
+        now = utcnow()
+        undecided = (RunInstance.select().join(RunPlan, peewee.JOIN.LEFT_OUTER,
+                                                on=(RunPlan.run_id == RunInstance.id))
+                     .where((RunInstance.state == "failed") & (RunInstance.finish_status == 2)
+                            & (RunInstance.finished_at < now - dt.timedelta(seconds=10))
+                            & (RunInstance.finished_at > now - dt.timedelta(days=1))
+                            & (RunPlan.run_id.is_null() | (RunPlan.decided_attempt < RunInstance.attempt)))
+                     .limit(200))
+        count = 0
+        for run in list(undecided):
+            stopped = RunEvent.select().where((RunEvent.run == run.id) & (RunEvent.state == "stopping")).exists()
+            self.on_finished(run.id, 2, run.error_code, stop_requested=stopped)
+            count += 1
         return count
 
     def on_finished(self, run_id: str, status: int, error_code: int | None, *, stop_requested: bool = False) -> None:
@@ -199,10 +268,17 @@ class Dispatcher:
             run = RunInstance.get_or_none(RunInstance.id == run_id)
             if run is None:
                 return
+            plan = RunPlan.get_or_none(RunPlan.run_id == run.id)
+            if plan is not None and plan.decided_attempt >= run.attempt:
+                return  # this attempt was decided already (a repeated event, or the sweep)
+            decided = run.attempt
             business = error_code is not None and self.business_errors[0] <= error_code <= self.business_errors[1]
             # A run someone asked to stop is never restarted, however it ended.
-            if status == 2 and not business and not stop_requested and self._retry_or_fail(run, reason=f"failed with errorCode {error_code}",
-                                                                    backoff=True, final_state=run.state):
+            retried = status == 2 and not business and not stop_requested and self._retry_or_fail(
+                run, reason=f"failed with errorCode {error_code}", backoff=True, final_state=run.state)
+            plan = RunPlan.get_or_none(RunPlan.run_id == run_id) or RunPlan.create(run_id=run_id, max_attempts=1)
+            RunPlan.update(decided_attempt=decided).where(RunPlan.run_id == run_id).execute()
+            if retried:
                 return
             self.hub.publish("run.completed", runId=run.id, state=run.state, status=status, errorCode=error_code,
                              attempt=run.attempt)
@@ -216,7 +292,8 @@ class Dispatcher:
                 self.ex.runs.fail(run, reason=f"{reason}; no attempts left ({run.attempt}/{max_attempts})")
             return False
         previous = run.executor_id
-        self.ex.runs.requeue(run, reason=reason)
+        if not self.ex.runs.requeue(run, reason=reason):
+            return True  # someone else took it back first: nothing left to decide here
         delay = 0
         if backoff and plan:
             delay = min(self.max_backoff_s, plan.backoff_s * 2 ** (run.attempt - 2))

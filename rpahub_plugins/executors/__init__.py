@@ -12,7 +12,7 @@ from rpahub_core import db as hubdb
 from rpahub_core import hookimpl, signing
 from rpahub_core.auth import ROBOT_TOKEN_PREFIX, RobotPrincipal
 from rpahub_core.errors import Unauthorized
-from rpahub_core.migrations import create_tables
+from rpahub_core.migrations import add_columns, create_tables
 from rpahub_core.plugins import load_adapters
 
 from . import resources
@@ -74,6 +74,17 @@ def rpahub_config_defaults():
 def rpahub_migrations(migrations):
     migrations.add("executors", 1, create_tables(*MODELS),
                    "suppliers, executors, licences, files, packages, runs, logs, commands")
+    migrations.add("executors", 2, _leases_and_command_indexes, "run leases; command indexes")
+
+
+def _leases_and_command_indexes(ctx) -> None:
+    from .models import RunInstance
+
+    add_columns(RunInstance, "lease_expires_at")(ctx)
+    for name, columns in (("run_instance_lease_expires_at", "run_instance (lease_expires_at)"),
+                          ("command_run_id", "command (run_id)"),
+                          ("command_executor_id_delivered_at", "command (executor_id, delivered_at)")):
+        ctx.sql(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
 
 
 @hookimpl

@@ -52,6 +52,7 @@ class Gateway:
         self.naive_zone = zoneinfo.ZoneInfo(settings.get("naive_log_timezone", "Asia/Shanghai"))
         self.sessions: dict[str, ExecutorSession] = {}  # registered push sessions of this process
         self._seen: dict[str, float] = {}  # robot id -> last heartbeat written (monotonic)
+        self._names_runs: set[str] = set()  # robots whose heartbeats carry runInstanceId
         self._lock = threading.RLock()
         # action -> fn(run_id, robot_id) giving a fresh body at delivery (signed links must not expire
         # in the queue), or None when the command no longer applies
@@ -192,9 +193,37 @@ class Gateway:
         busy = run is not None and run.executor_id == session.robot_id and run.state in ACTIVE_STATES
         self._touch(session, busy)  # alive, whatever the run id says
         if body.runInstanceId:
+            self._names_runs.add(session.robot_id)
             run = self._own_run(session, body.runInstanceId)
+            self.renew(run)
             if run.state == "dispatched":
                 self._transition(run, "running", "heartbeat reports it running")
+        elif session.robot_id not in self._names_runs:
+            # An executor that never names its run in heartbeats (the field is optional) holds
+            # its runs for as long as it is alive; one that does, and now says it is idle, does not.
+            self._renew_all(session.robot_id)
+
+    def lease_until(self) -> dt.datetime:
+        return utcnow() + dt.timedelta(seconds=self.offline_after_s)
+
+    def renew(self, run: RunInstance) -> None:
+        """Extend the executor's hold on ``run``; written about twice per offline timeout."""
+        if run.state not in ACTIVE_STATES:
+            return
+        due = utcnow() + dt.timedelta(seconds=self.offline_after_s / 2)
+        if run.lease_expires_at is None or run.lease_expires_at < due:
+            until = self.lease_until()
+            with hubdb.atomic():
+                RunInstance.update(lease_expires_at=until).where(
+                    (RunInstance.id == run.id) & (RunInstance.executor_id == run.executor_id)).execute()
+            run.lease_expires_at = until
+
+    def _renew_all(self, robot_id: str) -> None:
+        due = utcnow() + dt.timedelta(seconds=self.offline_after_s / 2)
+        with hubdb.atomic():
+            RunInstance.update(lease_expires_at=self.lease_until()).where(
+                (RunInstance.executor_id == robot_id) & RunInstance.state.in_(ACTIVE_STATES)
+                & (RunInstance.lease_expires_at.is_null() | (RunInstance.lease_expires_at < due))).execute()
 
     def _touch(self, session: ExecutorSession, busy: bool | None = None) -> None:
         """Record that the robot is alive. Hot path: one write per robot every few
@@ -218,6 +247,8 @@ class Gateway:
         with hubdb.atomic():
             stale = [e.id for e in Executor.select(Executor.id).where(
                 (Executor.state != "offline") & (Executor.last_heartbeat < cutoff))]
+            # Delivered commands are history the run timeline already tells.
+            Command.delete().where(Command.delivered_at < utcnow() - dt.timedelta(days=1)).execute()
             if stale:
                 Executor.update(state="offline").where(Executor.id.in_(stale)).execute()
                 for robot_id in stale:
@@ -258,6 +289,7 @@ class Gateway:
                 RunLog.insert_many(rows).execute()
             if run.state == "dispatched":
                 self._transition(run, "running", "first logs")
+        self.renew(run)
         self._touch(session)
         return len(rows)
 
@@ -276,9 +308,12 @@ class Gateway:
                 return  # a retried report: already recorded
             raise ProtocolError(f"runInstanceId: run already finished as {run.state}")
         with hubdb.atomic():
-            RunInstance.update(finish_status=body.status, error_code=body.errorCode,
-                               outputs=json.dumps(body.outputs or {}, ensure_ascii=False)).where(
-                RunInstance.id == run.id).execute()
+            claimed = RunInstance.update(finish_status=body.status, error_code=body.errorCode,
+                                         outputs=json.dumps(body.outputs or {}, ensure_ascii=False)).where(
+                (RunInstance.id == run.id) & (RunInstance.executor_id == session.robot_id)
+                & RunInstance.state.not_in(DONE_STATES)).execute()
+            if not claimed:  # taken back or finished by another process meanwhile
+                raise ProtocolError("runInstanceId: the run is no longer this executor's to finish")
             run.finish_status, run.error_code = body.status, body.errorCode
             self._transition(run, state, f"reported by {session.robot_id}"
                              + (f", errorCode {body.errorCode}" if body.errorCode is not None else ""))
@@ -314,6 +349,7 @@ class Gateway:
             raise ProtocolError(f"checkpoint: larger than {CHECKPOINT_MAX} bytes")
         with hubdb.atomic():
             RunInstance.update(checkpoint=text, checkpoint_at=utcnow()).where(RunInstance.id == run.id).execute()
+        self.renew(run)
 
     # -- downlink ---------------------------------------------------------------
 

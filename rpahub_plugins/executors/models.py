@@ -106,6 +106,8 @@ class RunInstance(BaseModel):
     dispatched_at = peewee.DateTimeField(null=True)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
+    # The executor holds the run while this is in the future; renewed by its messages.
+    lease_expires_at = peewee.DateTimeField(null=True, index=True)
 
 
 class RunLog(BaseModel):
@@ -135,9 +137,12 @@ class Command(BaseModel):
     executor_id = peewee.CharField(max_length=128, index=True)
     action = peewee.CharField(max_length=16)
     body = peewee.TextField(null=True)  # the JSON text that travels as "body"
-    run_id = peewee.CharField(max_length=32, null=True)
+    run_id = peewee.CharField(max_length=32, null=True, index=True)
     created_at = peewee.DateTimeField(default=utcnow)
     delivered_at = peewee.DateTimeField(null=True, index=True)
+
+    class Meta:
+        indexes = ((("executor_id", "delivered_at"), False),)
 
 
 class PersonalFile(BaseModel):

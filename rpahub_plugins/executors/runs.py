@@ -93,7 +93,8 @@ class Runs:
     def assign(self, run: RunInstance, executor_id: str, *, detail: str = "") -> None:
         """Give a pending run to an executor: its durable Execute goes out with the commit."""
         with hubdb.atomic():
-            n = RunInstance.update(executor_id=executor_id, state="dispatched", dispatched_at=utcnow()).where(
+            n = RunInstance.update(executor_id=executor_id, state="dispatched", dispatched_at=utcnow(),
+                                   lease_expires_at=self.gateway.lease_until()).where(
                 (RunInstance.id == run.id) & (RunInstance.state.in_(("pending", "retrying")))).execute()
             if not n:
                 raise Conflict(f"run {run.id} is no longer waiting")
@@ -102,7 +103,7 @@ class Runs:
             self.gateway.send(executor_id, "Execute", {"runInstanceId": run.id}, run_id=run.id)
             self.hub.publish("run.dispatched", runId=run.id, executorId=executor_id, attempt=run.attempt)
 
-    def requeue(self, run: RunInstance, *, reason: str) -> None:
+    def requeue(self, run: RunInstance, *, reason: str) -> bool:
         """Take a run back from its executor for another attempt; its checkpoint stays.
 
         The old executor's later reports are refused (the run is no longer its own) and
@@ -110,20 +111,28 @@ class Runs:
         """
         with hubdb.atomic():
             old = run.executor_id
-            RunInstance.update(state="retrying", executor_id=None, attempt=RunInstance.attempt + 1,
-                               finish_status=None, error_code=None, finished_at=None).where(
-                RunInstance.id == run.id).execute()
+            taken = RunInstance.update(state="retrying", executor_id=None, attempt=RunInstance.attempt + 1,
+                                       finish_status=None, error_code=None, finished_at=None,
+                                       lease_expires_at=None).where(
+                (RunInstance.id == run.id) & (RunInstance.state == run.state)
+                & (RunInstance.executor_id == old if old else RunInstance.executor_id.is_null())).execute()
+            if not taken:  # another process decided first
+                return False
             Command.delete().where((Command.run_id == run.id) & Command.delivered_at.is_null()).execute()
             run.state, run.executor_id, run.attempt = "retrying", None, run.attempt + 1
             RunEvent.create(run=run.id, state="retrying", detail=f"attempt {run.attempt}: {reason} (was on {old})")
             self.hub.publish("run.retrying", runId=run.id, attempt=run.attempt, previousExecutor=old, reason=reason)
+        return True
 
     def fail(self, run: RunInstance, *, reason: str, error_code: int | None = None, state: str = "failed") -> None:
         """End a run that cannot be placed or retried any more (or whose stop cannot arrive)."""
         status = 1 if state == "cancelled" else 2
         with hubdb.atomic():
-            RunInstance.update(state=state, finish_status=status, error_code=error_code, finished_at=utcnow()).where(
-                RunInstance.id == run.id).execute()
+            ended = RunInstance.update(state=state, finish_status=status, error_code=error_code,
+                                       finished_at=utcnow(), lease_expires_at=None).where(
+                (RunInstance.id == run.id) & (RunInstance.state == run.state)).execute()
+            if not ended:  # another process decided first
+                return
             run.state = state
             RunEvent.create(run=run.id, state=state, detail=reason)
             self.hub.publish("run.completed", runId=run.id, state=state, status=status, errorCode=error_code,
