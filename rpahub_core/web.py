@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import db as hubdb
 from .auth import ANONYMOUS, RobotPrincipal, UserPrincipal
-from .errors import Forbidden, PayloadTooLarge, Unauthorized, ValidationFailed, envelope
+from .errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, ValidationFailed, envelope
 from .permissions import AUTHENTICATED
 
 API_PREFIX = "/api/v1/"
@@ -266,7 +266,7 @@ class ApiGuard:
         status = resp.status_code
         result = "ok" if status < 400 else ("denied" if status in (401, 403) else "failed")
         hint = (resp.media or {}).get("resultHint", "") if isinstance(resp.media, dict) else ""
-        target = "/".join(str(v) for v in (req.context.get("audit_target"), *_params(req)) if v)
+        target = "/".join(str(v) for v in (req.context.get("audit_target"), *_params(req)) if v)[:256]
         self.hub.audit(
             (op.audit if op and op.audit else f"{req.method} {req.uri_template}"),
             principal=req.context.get("principal") or ANONYMOUS,
@@ -305,6 +305,9 @@ class RouteParams:
 
     def process_resource(self, req, resp, resource, params):
         req.context.route_params = dict(params)
+        for name, value in params.items():
+            if isinstance(value, str) and ("\x00" in value or len(value) > 256):
+                raise BadRequest(f"{name}: not a valid identifier")
 
 
 # -- OpenAPI -----------------------------------------------------------------

@@ -345,6 +345,32 @@ def test_a_run_placed_while_draining_keeps_the_child_until_it_ends(local):
     wait_for(lambda: not child.alive, 10, "the child exiting")
 
 
+def test_a_child_draining_out_of_a_deleted_pool_is_still_stopped(local):
+    from rpahub_plugins.dispatch.models import Pool
+
+    hub, provider = local
+    dispatcher(hub).set_pool("burst", description="", policy="least_loaded", members=[], labels=[], create=True)
+    scaler = autoscaler(hub)
+    scaler.set_policy("burst", provider="local", min_size=1, max_size=2, queue_per_executor=1, max_wait_s=60,
+                      idle_s=300, cooldown_s=0, enabled=True)
+    scaler.evaluate()
+    child = provider.children["burst-auto-1"]
+    assert child.alive
+    provider.drain_s = 60  # still draining when the policy goes
+    with hubdb.atomic():  # what DELETE /api/v1/pools/burst does
+        PoolMember.delete().execute()
+        Pool.delete().execute()
+    scaler.evaluate()
+    assert AutoscalePolicy.select().count() == 0  # nothing serves the pool any more
+    assert child.draining_since is not None and child.terminated_at is None
+    provider.drain_s = 0
+    scaler.evaluate()  # no policy left, yet the drained child gets its SIGTERM
+    assert child.terminated_at is not None
+    wait_for(lambda: not child.alive, 10, "the child exiting")
+    scaler.evaluate()
+    assert provider.children == {}
+
+
 # -- end to end: the local provider starts and stops real executor processes -----------
 
 PACKAGE = "import time\nprint('working', flush=True)\ntime.sleep(1.5)\nprint('RPA-OUTPUT done=yes', flush=True)\n"

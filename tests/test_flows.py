@@ -349,6 +349,31 @@ def test_flow_api_refusals(desk, client, admin_token):
     assert r.status_code == 403 and "flows.run" in r.json["resultHint"]
     assert client.simulate_post("/api/v1/flows/nope/runs", headers=h).status_code == 404
 
+    # A flow's tasks are runs started as a person: defining or starting them takes runs.start too.
+    r = client.simulate_post("/api/v1/roles", headers=h, json={
+        "name": "flow-runner", "permissions": ["flows.read", "flows.manage", "flows.run"]})
+    assert r.status_code == 201, r.json
+    r = client.simulate_post("/api/v1/users", headers=h, json={"username": "qian.yu", "roles": ["flow-runner"]})
+    one_time = r.json["resultValue"]["oneTimePassword"]
+    token = client.simulate_post("/api/v1/auth/login", json={"username": "qian.yu", "password": one_time}
+                                 ).json["resultValue"]["token"]
+    client.simulate_post("/api/v1/me/password", headers=bearer(token),
+                         json={"currentPassword": one_time, "newPassword": "A-new-secret-42"})
+    runner = bearer(token)
+    r = client.simulate_post(f"/api/v1/flows/{flow_id}/runs", headers=runner)
+    assert r.status_code == 403 and "runs.start" in r.json["resultHint"]
+    r = client.simulate_post("/api/v1/flows", headers=runner, json={**good, "name": "mine"})
+    assert r.status_code == 403 and "runs.start" in r.json["resultHint"]
+    r = client.simulate_put(f"/api/v1/flows/{flow_id}", headers=runner, json=good)
+    assert r.status_code == 403 and "runs.start" in r.json["resultHint"]
+    assert FlowRun.select().count() == 0
+    assert client.simulate_get("/api/v1/flows", headers=h).json["resultValue"]["total"] == 1
+    r = client.simulate_put("/api/v1/roles/flow-runner", headers=h, json={
+        "permissions": ["flows.read", "flows.manage", "flows.run", "runs.start"]})
+    assert r.status_code == 200, r.json
+    assert client.simulate_post(f"/api/v1/flows/{flow_id}/runs", headers=runner).status_code == 201
+    assert client.simulate_put(f"/api/v1/flows/{flow_id}", headers=runner, json=good).status_code == 200
+
     r = client.simulate_post("/api/v1/flows", headers=h, json={"name": "bad", "tasks": [
         {"key": "a", "packageId": "no-such-package"}, {"key": "b", "packageId": desk.package.id, "parents": ["zz"]},
         {"key": "c", "packageId": desk.package.id, "pool": "p1", "executorId": "r1"}]})
@@ -357,6 +382,12 @@ def test_flow_api_refusals(desk, client, admin_token):
         {"field": "tasks.1.parents", "message": "unknown task key 'zz'"},
         {"field": "tasks.0.packageId", "message": "package no-such-package not found"},
         {"field": "tasks.2", "message": "name one executor, one pool, or a label set"}]
+    r = client.simulate_post("/api/v1/flows", headers=h, json={"name": "nul\x00", "tasks": [
+        {"key": "a", "packageId": desk.package.id, "labels": ["x\x00"]}]})
+    assert r.status_code == 400  # PostgreSQL cannot store NUL: refused up front, naming the fields
+    assert {e["field"] for e in r.json["resultValue"]["errors"]} == {"name", "tasks.0.labels"}
+    r = client.simulate_get("/api/v1/flows", headers=h, params={"q": "\x00"})
+    assert r.status_code == 400 and r.json["resultHint"].startswith("q")
     r = client.simulate_post("/api/v1/flows", headers=h, json={"name": "empty", "tasks": [],
                                                                 "failurePolicy": "sometimes"})
     assert r.status_code == 400

@@ -122,3 +122,14 @@ def test_audit_log_refuses_update_and_delete(app):
             with pytest.raises(peewee.DatabaseError), hubdb.atomic():
                 statement.execute()
         assert AuditEntry.select().where(AuditEntry.action == "test.entry").count() == 1
+
+
+def test_hostile_path_parameters_are_a_400_not_a_500(app, client, admin_token):
+    for template, _path, method, _op in api_operations(app):
+        if "{" not in template:
+            continue
+        for bad in ("a%00b", "x" * 300):
+            hostile = re.sub(r"{(\w+)(:[^}]*)?}", bad, template)
+            r = client.simulate_request(method, hostile, headers={"Authorization": f"Bearer {admin_token}"},
+                                        json={} if method in MUTATING else None)
+            assert r.status_code == 400, (method, hostile[:80], r.status_code)

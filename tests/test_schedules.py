@@ -283,6 +283,20 @@ def test_a_failing_schedule_is_logged_and_never_stops_the_others(planner, caplog
     assert Schedule.get_by_id(broken.id).last_error is None
 
 
+def test_a_deleted_schedule_leaves_no_backoff_behind(planner):
+    broken = planner.create("broken", unit="hours", every=1)
+    other = planner.create("other", unit="hours", every=1)
+    Schedule.update(timezone="Mars/Olympus").where(Schedule.id.in_([broken.id, other.id])).execute()
+    at = bj(2024, 5, 6, 8, 0, 1)
+    assert planner.service.fire_due(at) == []
+    assert set(planner.service._retry_at) == {broken.id, other.id}
+    planner.service.delete(broken.id)  # deleted here
+    assert set(planner.service._retry_at) == {other.id}
+    Schedule.delete().where(Schedule.id == other.id).execute()  # deleted by another hub process
+    planner.service.fire_due(at + dt.timedelta(seconds=1))
+    assert planner.service._retry_at == {}
+
+
 class Enough(Exception):
     pass
 
@@ -468,6 +482,40 @@ def test_schedules_api_refuses_bad_input_naming_the_field(client, admin_token, p
         assert r.status_code == 400, (change, r.json)
         assert field in {e["field"].split(".")[0] for e in r.json["resultValue"]["errors"]}, (change, r.json)
         assert r.json["resultHint"].startswith(field), (change, r.json)
+
+
+def test_instants_beyond_the_calendar_are_refused_naming_the_field(client, admin_token, package_id):
+    auth = bearer(admin_token)
+    sid = client.simulate_post("/api/v1/schedules", headers=auth, json=working_days_body(package_id)).json[
+        "resultValue"]["id"]
+    # in UTC these are before year 1 and after year 9999
+    for after in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"):
+        r = client.simulate_get(f"/api/v1/schedules/{sid}/preview", headers=auth, params={"after": after})
+        assert r.status_code == 400 and r.json["resultValue"]["errors"][0]["field"] == "after", (after, r.json)
+    r = client.simulate_get(f"/api/v1/schedules/{sid}/preview", headers=auth,
+                            params={"after": "9999-12-31T23:59:59Z"})
+    assert r.status_code == 200 and r.json["resultValue"]["items"] == []
+    for anchor, zone in (("0001-01-01T00:00:00+14:00", "Asia/Shanghai"), ("9999-12-31T23:59:59Z", "Pacific/Kiritimati"),
+                         ("0001-01-01T00:00:00", "Asia/Shanghai")):
+        body = {**working_days_body(package_id), "name": "edge", "anchor": anchor, "timezone": zone}
+        r = client.simulate_post("/api/v1/schedules", headers=auth, json=body)
+        assert r.status_code == 400 and r.json["resultHint"].startswith("anchor"), (anchor, r.json)
+        r = client.simulate_patch(f"/api/v1/schedules/{sid}", headers=auth, json={"anchor": anchor, "timezone": zone})
+        assert r.status_code == 400 and r.json["resultHint"].startswith("anchor"), (anchor, r.json)
+    # the last instant there is: nothing comes after it
+    rule = Rule(unit="minutes", every=1, anchor=dt.datetime(9999, 12, 31, 23, 59), timezone="UTC")
+    assert rule.upcoming(dt.datetime(9999, 12, 31, 23, 59), 3) == [dt.datetime(9999, 12, 31, 23, 59)]
+    assert rule.next_after(dt.datetime.max) is None
+
+
+def test_nul_characters_are_refused_naming_the_field(client, admin_token, package_id):
+    auth = bearer(admin_token)
+    for change, field in (({"name": "a\x00b"}, "name"), ({"labels": ["x\x00"]}, "labels"),
+                          ({"arguments": [{"name": "n", "value": "\x00"}]}, "arguments")):
+        r = client.simulate_post("/api/v1/schedules", headers=auth, json={**working_days_body(package_id), **change})
+        assert r.status_code == 400 and r.json["resultHint"].startswith(field), (change, r.json)
+    r = client.simulate_get("/api/v1/schedules", headers=auth, params={"q": "a\x00"})
+    assert r.status_code == 400 and r.json["resultHint"].startswith("q")
 
 
 def test_schedule_patch_validates_the_merged_schedule(client, admin_token, package_id):

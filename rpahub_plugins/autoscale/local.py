@@ -104,6 +104,17 @@ class LocalProvider:
             self._stop_drained()
             return len(self._serving(pool.name))
 
+    def housekeep(self) -> None:
+        """Reap exited children and stop drained ones, whatever pool they served.
+
+        ``scale`` does this too, but only for pools that still have a policy: a child
+        draining out of a deleted pool (or one whose policy was disabled) is only ever
+        stopped here, which the autoscaler calls on every evaluation.
+        """
+        with self._lock:
+            self._reap()
+            self._stop_drained()
+
     def _serving(self, pool: str) -> list[Child]:
         return [c for c in self.children.values() if c.pool == pool and c.serving]
 

@@ -108,7 +108,23 @@ class Autoscaler:
                 continue
             if outcome is not None:
                 outcomes.append(outcome)
+        self._housekeep()
         return outcomes
+
+    def _housekeep(self) -> None:
+        """Let the local provider stop the executors it drained, policy or not.
+
+        A deleted pool's policy goes as soon as no executor serves it, and a disabled
+        policy is not evaluated: without this, executors still draining out of such a
+        pool would never be sent SIGTERM.
+        """
+        local = self.hub.state.get("autoscale.local")
+        if local is None:
+            return
+        try:
+            local.housekeep()
+        except Exception:  # never stops the next tick
+            log.exception("stopping drained local executors failed")
 
     def _evaluate(self, policy: AutoscalePolicy, now: dt.datetime) -> Outcome | None:
         pool_gone = Pool.get_or_none(Pool.name == policy.pool) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from rpahub_core.errors import Forbidden
 from rpahub_core.web import ok, operation, paginate
 
 from .models import Flow, FlowRun
@@ -45,6 +46,12 @@ def flow_run_detail(flows: Flows, fr: FlowRun) -> dict:
     return {**flow_run_json(fr), "tasks": tasks, "edges": definition["edges"], "order": plan.order}
 
 
+def may_start_runs(principal, why: str) -> None:
+    """A flow's tasks are runs started as a person: defining or starting them takes ``runs.start``."""
+    if not principal.can("runs.start"):
+        raise Forbidden(f"permission runs.start required: {why}")
+
+
 class FlowList:
     def __init__(self, flows: Flows):
         self.flows = flows
@@ -60,6 +67,7 @@ class FlowList:
     @operation(permission="flows.manage", summary="Create a flow: tasks and the parents each waits for (6.5.1b)",
                body=FlowIn, tags=TAGS, audit="flow.create", status=201)
     def on_post(self, req, resp):
+        may_start_runs(req.context.principal, "a flow's tasks are runs")
         flow = self.flows.create(req.context.body, user_name=req.context.principal.name)
         req.context.audit_target = flow.id
         ok(resp, flow_json(flow, self.flows.definition(flow)), status=201)
@@ -77,6 +85,7 @@ class FlowItem:
     @operation(permission="flows.manage", summary="Replace a flow's definition (runs in progress keep theirs)",
                body=FlowPut, tags=TAGS, audit="flow.update")
     def on_put(self, req, resp, flow_id):
+        may_start_runs(req.context.principal, "a flow's tasks are runs")
         flow = self.flows.update(flow_id, req.context.body)
         ok(resp, flow_json(flow, self.flows.definition(flow)))
 
@@ -95,6 +104,7 @@ class FlowStart:
                tags=TAGS, audit="flow_run.start", status=201)
     def on_post(self, req, resp, flow_id):
         who = req.context.principal
+        may_start_runs(who, "a flow run starts its tasks as runs of yours")
         fr = self.flows.start(flow_id, user_id=who.id, user_name=who.name)
         req.context.audit_target = fr.id
         ok(resp, flow_run_detail(self.flows, self.flows.get_run(fr.id)), status=201)

@@ -78,7 +78,11 @@ class Rule:
             raise RuleError("every", "must be a whole number of at least 1")
         tz = zone(self.timezone)
         if self.anchor.tzinfo is not None:
-            object.__setattr__(self, "anchor", self.anchor.astimezone(tz).replace(tzinfo=None))
+            try:
+                local = self.anchor.astimezone(tz).replace(tzinfo=None)
+            except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
+                raise RuleError("anchor", "is out of range") from None
+            object.__setattr__(self, "anchor", local)
         if (self.window_from is None) != (self.window_to is None):
             missing = "window_to" if self.window_to is None else "window_from"
             raise RuleError(missing, "a daily window needs both its start and its end")
@@ -96,7 +100,7 @@ class Rule:
             object.__setattr__(self, "_step", dt.timedelta(seconds=factor * self.every))
         try:
             object.__setattr__(self, "_anchor_utc", self.to_utc(self.anchor))
-        except OverflowError:
+        except (OverflowError, ValueError):
             raise RuleError("anchor", "is out of range") from None
 
     # -- wall clock ------------------------------------------------------------------------
@@ -123,7 +127,10 @@ class Rule:
         return self.first_at_or_after(self._anchor_utc)
 
     def next_after(self, instant: dt.datetime) -> dt.datetime | None:
-        return self.first_at_or_after(instant + TICK)
+        try:
+            return self.first_at_or_after(instant + TICK)
+        except OverflowError:  # the last instant of year 9999: nothing comes after it
+            return None
 
     def first_at_or_after(self, instant: dt.datetime) -> dt.datetime | None:
         t = max(instant, self._anchor_utc)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rpahub_core.errors import Forbidden, ValidationFailed
 from rpahub_core.web import ApiModel, PageQuery, ok, operation, paginate
@@ -34,13 +34,31 @@ Priority = Annotated[int, Field(ge=-100, le=100)]
 Attempts = Annotated[int, Field(ge=1, le=20)]
 
 
-class Argument(ApiModel):
+def _no_nul(value):
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
+class Text(ApiModel):
+    """A request shape whose strings may not hold NUL, which PostgreSQL cannot store."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value):
+        return _no_nul(value)
+
+
+class Argument(Text):
     name: str = Field(min_length=1, max_length=128)
     type: str = Field("String", max_length=32)
     value: str = Field(max_length=65536)
 
 
-class ScheduleIn(ApiModel):
+class ScheduleIn(Text):
     name: Name
     packageId: str = Field(min_length=1, max_length=32)
     executorId: str | None = Field(None, max_length=128, description="one executor, or")
@@ -63,7 +81,7 @@ class ScheduleIn(ApiModel):
     enabled: bool = True
 
 
-class SchedulePatch(ApiModel):
+class SchedulePatch(Text):
     """Any field of a schedule; ``null`` clears the optional ones."""
 
     name: Name | None = None
@@ -92,7 +110,7 @@ NOT_NULL = ("name", "packageId", "unit", "every", "anchor", "timezone", "misfire
             "enabled", "priority")
 
 
-class ScheduleQuery(PageQuery):
+class ScheduleQuery(PageQuery, Text):
     q: str | None = Field(None, max_length=128, description="part of the name")
     enabled: bool | None = None
 
@@ -124,7 +142,7 @@ def local_iso(instant: dt.datetime | None, timezone: str) -> str | None:
         return None
     try:
         return instant.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(timezone)).isoformat()
-    except (ValueError, LookupError, OSError):
+    except (ValueError, LookupError, OSError, OverflowError):  # overflow: past year 9999 there
         return None
 
 

@@ -62,11 +62,20 @@ def schedules(hub) -> Schedules:
     return hub.state["schedules"]
 
 
-def as_utc(moment: dt.datetime | None) -> dt.datetime:
-    """Naive UTC, the hub's storage convention; ``None`` is now."""
+def as_utc(moment: dt.datetime | None, field: str = "now") -> dt.datetime:
+    """Naive UTC, the hub's storage convention; ``None`` is now.
+
+    An instant whose UTC time falls outside years 1-9999 (``0001-01-01T00:00+14:00``)
+    is refused naming ``field``.
+    """
     if moment is None:
         return utcnow()
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        raise invalid(field, "is out of range (before year 1 or after year 9999 in UTC)") from None
 
 
 def invalid(field: str, message: str) -> ValidationFailed:
@@ -180,6 +189,7 @@ class Schedules:
             ScheduleOccurrence.delete().where(ScheduleOccurrence.schedule == s.id).execute()
             s.delete_instance()
             self.hub.publish("schedule.deleted", scheduleId=s.id)
+        self._retry_at.pop(schedule_id, None)
 
     def preview(self, s: Schedule, count: int, after: dt.datetime | None = None) -> list[dt.datetime]:
         """The next ``count`` occurrences from ``after`` (default now), enabled or not."""
@@ -187,7 +197,7 @@ class Schedules:
             rule = s.rule()
         except RuleError as exc:
             raise invalid(exc.field, f"the stored rule is not valid: {exc.message}") from None
-        return rule.upcoming(as_utc(after), count)
+        return rule.upcoming(as_utc(after, "after"), count)
 
     def _validate(self, s: Schedule) -> Rule:
         for required in ("name", "package_id", "unit", "every", "anchor", "timezone"):
@@ -245,6 +255,11 @@ class Schedules:
         due = [s.id for s in Schedule.select(Schedule.id)
                .where(Schedule.enabled & (Schedule.next_run_at <= now))
                .order_by(Schedule.next_run_at, Schedule.id)]
+        # A backoff only matters while its schedule is due: forget those of schedules that were
+        # deleted (here or by another process), disabled or moved on, so the map cannot grow.
+        due_now = set(due)
+        for stale in [k for k in self._retry_at if k not in due_now]:
+            del self._retry_at[stale]
         handled = []
         for schedule_id in due:
             if self._retry_at.get(schedule_id, now) > now:
