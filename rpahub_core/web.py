@@ -16,7 +16,7 @@ from typing import Any
 
 import falcon
 import peewee
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import db as hubdb
 from .auth import ANONYMOUS, RobotPrincipal, UserPrincipal
@@ -30,10 +30,25 @@ ROBOT = "robot"  # operation(permission=ROBOT): only an admitted executor may ca
 ANY_PRINCIPAL = "principal"  # a signed-in person or an admitted executor (file upload)
 
 
+def _no_nul(value):
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class ApiModel(BaseModel):
-    """Base of request shapes: unknown fields are errors, not silently dropped."""
+    """Base of request shapes: unknown fields are errors, not silently dropped, and no
+    string may hold NUL (PostgreSQL cannot store it; it is never meant)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value):
+        return _no_nul(value)
 
 
 class PageQuery(ApiModel):

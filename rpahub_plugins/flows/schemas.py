@@ -4,38 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from rpahub_core.web import ApiModel, PageQuery
+from rpahub_plugins.executors.resources import ArgumentIn
 
 FAILURE_POLICIES = ("stop_all", "continue_independent")
 
 
-def _no_nul(value):
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    if isinstance(value, list):
-        for item in value:
-            _no_nul(item)
-    return value
-
-
-class Text(ApiModel):
-    """A request shape whose strings may not hold NUL, which PostgreSQL cannot store."""
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _refuse_nul(cls, value):
-        return _no_nul(value)
-
-
-class ArgumentIn(Text):
-    name: str = Field(min_length=1, max_length=128)
-    type: str = Field("String", max_length=32)
-    value: str = Field(max_length=65536)
-
-
-class TaskIn(Text):
+class TaskIn(ApiModel):
     key: str = Field(min_length=1, max_length=64, description="unique in the flow; letters, digits, '_', '-'")
     packageId: str = Field(min_length=1, max_length=32)
     parents: list[str] = Field([], description="keys of the tasks that must succeed first")
@@ -47,7 +24,7 @@ class TaskIn(Text):
     maxAttempts: int | None = Field(None, ge=1, le=20)
 
 
-class FlowIn(Text):
+class FlowIn(ApiModel):
     name: str = Field(min_length=1, max_length=128)
     description: str = Field("", max_length=2048)
     failurePolicy: Literal["stop_all", "continue_independent"] = Field(
@@ -60,10 +37,10 @@ class FlowPut(FlowIn):
     version: int | None = Field(None, description="the version you edited: refused (409) if the flow changed since")
 
 
-class FlowQuery(PageQuery, Text):
+class FlowQuery(PageQuery):
     q: str | None = Field(None, max_length=128, description="part of the name")
 
 
-class FlowRunQuery(PageQuery, Text):
+class FlowRunQuery(PageQuery):
     flowId: str | None = Field(None, max_length=32)
     state: Literal["pending", "running", "success", "failed", "cancelled"] | None = None

@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from rpahub_core.errors import Forbidden, ValidationFailed
 from rpahub_core.web import ApiModel, PageQuery, ok, operation, paginate
+from rpahub_plugins.executors.resources import ArgumentIn as Argument
 
 from .models import Schedule, ScheduleOccurrence
 from .occurrences import DEFAULT_TIMEZONE, UNITS
@@ -34,31 +35,7 @@ Priority = Annotated[int, Field(ge=-100, le=100)]
 Attempts = Annotated[int, Field(ge=1, le=20)]
 
 
-def _no_nul(value):
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    if isinstance(value, list):
-        for item in value:
-            _no_nul(item)
-    return value
-
-
-class Text(ApiModel):
-    """A request shape whose strings may not hold NUL, which PostgreSQL cannot store."""
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _refuse_nul(cls, value):
-        return _no_nul(value)
-
-
-class Argument(Text):
-    name: str = Field(min_length=1, max_length=128)
-    type: str = Field("String", max_length=32)
-    value: str = Field(max_length=65536)
-
-
-class ScheduleIn(Text):
+class ScheduleIn(ApiModel):
     name: Name
     packageId: str = Field(min_length=1, max_length=32)
     executorId: str | None = Field(None, max_length=128, description="one executor, or")
@@ -81,7 +58,7 @@ class ScheduleIn(Text):
     enabled: bool = True
 
 
-class SchedulePatch(Text):
+class SchedulePatch(ApiModel):
     """Any field of a schedule; ``null`` clears the optional ones."""
 
     name: Name | None = None
@@ -110,7 +87,7 @@ NOT_NULL = ("name", "packageId", "unit", "every", "anchor", "timezone", "misfire
             "enabled", "priority")
 
 
-class ScheduleQuery(PageQuery, Text):
+class ScheduleQuery(PageQuery):
     q: str | None = Field(None, max_length=128, description="part of the name")
     enabled: bool | None = None
 
