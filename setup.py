@@ -17,6 +17,8 @@ BUILTIN_PLUGINS = [
     "schedules = rpahub_plugins.schedules",
     "flows = rpahub_plugins.flows",
     "autoscale = rpahub_plugins.autoscale",
+    "approvals = rpahub_plugins.approvals",
+    "share = rpahub_plugins.share",
 ]
 
 packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])

@@ -219,6 +219,43 @@ def rpahub_scale_pool(pool: Any, desired: int, hub: Hub) -> int | None:
     """
 
 
+# -- cloud resources ---------------------------------------------------------
+
+
+@hookspec
+def rpahub_cloud_providers(hub: Hub) -> list[Any] | None:
+    """Return the cloud-resource providers this plugin offers (6.2.2b, 6.3.2e).
+
+    A provider starts and recycles machine *instances* from executor or designer
+    images, and reports the hosts it runs. It is an object with:
+
+    * ``name`` (str): what an image's ``provider`` field names;
+    * ``start(instance) -> dict``: start ``instance`` (it has ``id``, ``image`` with its
+      ``kind``, ``spec`` dict and stored ``file``, and ``settings``) asynchronously and
+      return what is known now (``{"state": "starting", "host": ..., ...}``);
+    * ``stop(instance) -> None``: recycle it; never block long;
+    * ``describe(instance) -> dict``: its current VM information (``state`` one of
+      ``starting | running | stopped | failed``, ``host``, ``address``, ``cpu``,
+      ``memoryMb``, ``pid``...); unknown instances answer ``{"state": "stopped"}``.
+    """
+
+
+# -- approvals ---------------------------------------------------------------
+
+
+@hookspec
+def rpahub_approval_kinds(kinds: Any) -> None:
+    """Declare what needs a second person's approval (maker-checker, SEC-3).
+
+    Call ``kinds.add(name, checker_permission, description, apply, on_reject=None)``: a
+    request of kind ``name`` is decided only by a person holding ``checker_permission``
+    who is not its maker; ``apply(request, hub)`` then runs in the approving transaction
+    and carries out what was asked (its exception refuses the approval and rolls it
+    back); ``on_reject(request, hub)`` runs when it is refused or withdrawn.
+    Plugins file requests with ``rpahub_plugins.approvals.requests(hub).file(...)``.
+    """
+
+
 # -- video storage -----------------------------------------------------------
 
 

@@ -19,4 +19,6 @@ DEFAULT_PLUGINS = (
     ("schedules", "rpahub_plugins.schedules"),
     ("flows", "rpahub_plugins.flows"),
     ("autoscale", "rpahub_plugins.autoscale"),
+    ("approvals", "rpahub_plugins.approvals"),
+    ("share", "rpahub_plugins.share"),
 )

@@ -122,3 +122,27 @@ def fleet(tmp_path_factory):
         yield Fleet(hub, hub.admin_token())
     finally:
         hub.stop()
+
+
+@pytest.fixture
+def person(client, admin_token):
+    """``person("li.qiang", "apps.use", ...)``: a signed-in person holding exactly these
+    permissions (through a role of their own), made the way an administrator would."""
+    from rpahub_core.testing import bearer
+
+    def make(username, *permissions):
+        r = client.simulate_post("/api/v1/roles", headers=bearer(admin_token),
+                                 json={"name": f"r-{username}", "permissions": list(permissions)})
+        assert r.status_code == 201, r.json
+        r = client.simulate_post("/api/v1/users", headers=bearer(admin_token),
+                                 json={"username": username, "roles": [f"r-{username}"]})
+        assert r.status_code == 201, r.json
+        one_time = r.json["resultValue"]["oneTimePassword"]
+        token = client.simulate_post("/api/v1/auth/login", json={"username": username, "password": one_time}
+                                     ).json["resultValue"]["token"]
+        r = client.simulate_post("/api/v1/me/password", headers=bearer(token),
+                                 json={"currentPassword": one_time, "newPassword": "Zq-7-unguessable-Passw0rd!"})
+        assert r.status_code == 200, r.json
+        return token
+
+    return make

@@ -1,0 +1,116 @@
+"""Maker-checker as a mechanism any plugin reuses (SEC-3): a kind declared through
+``rpahub_approval_kinds``, decided only by a second person holding the checker
+permission, carried out in the approving transaction."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from rpahub_core import db as hubdb
+from rpahub_core import hookimpl
+from rpahub_core.auth import UserPrincipal
+from rpahub_core.errors import Conflict, Forbidden
+from rpahub_core.testing import bearer as auth
+from rpahub_core.testing import make_app
+from rpahub_plugins.approvals import requests
+from rpahub_plugins.approvals.models import ApprovalRequest
+
+APPLIED = []
+
+
+def apply_threshold(request, hub):
+    if request.target == "boom":
+        raise Conflict("the limit changed meanwhile")
+    APPLIED.append(request.target)
+
+
+LIMITS = SimpleNamespace(
+    rpahub_permissions=hookimpl(lambda permissions: permissions.add("limits.check", "Approve payment limits")),
+    rpahub_approval_kinds=hookimpl(lambda kinds: kinds.add(
+        "limit.raise", "limits.check", "Raise a payment limit above the threshold", apply_threshold)),
+)
+
+
+@pytest.fixture
+def limits_app(tmp_path, database_url):
+    APPLIED.clear()
+    app = make_app(tmp_path / "home", database_url, ("limits", LIMITS))
+    yield app
+    app.hub.close()
+
+
+MAKER = UserPrincipal(id="u1", name="maker", permissions=frozenset({"limits.check"}))
+CHECKER = UserPrincipal(id="u2", name="checker", permissions=frozenset({"limits.check"}))
+BYSTANDER = UserPrincipal(id="u3", name="bystander")
+
+
+def test_a_kind_declared_by_a_plugin_is_applied_only_by_a_second_person(limits_app):
+    with hubdb.connection():
+        approvals = requests(limits_app.hub)
+        assert "limit.raise" in approvals.kinds.items
+        row = approvals.file("limit.raise", target="acct-9", title="raise to 5M", maker=MAKER, payload={"to": 5e6})
+        with pytest.raises(Conflict):  # one pending request per target
+            approvals.file("limit.raise", target="acct-9", title="again", maker=MAKER)
+        with pytest.raises(Forbidden, match="maker"):
+            approvals.approve(row.id, MAKER)
+        with pytest.raises(Forbidden, match="limits.check"):
+            approvals.approve(row.id, BYSTANDER)
+        assert APPLIED == []
+        approvals.approve(row.id, CHECKER, "ok")
+        assert APPLIED == ["acct-9"]
+        row = ApprovalRequest.get_by_id(row.id)
+        assert (row.state, row.checker_name, row.decision_comment) == ("approved", "checker", "ok")
+
+
+def test_a_failing_apply_refuses_the_approval_and_keeps_the_request_pending(limits_app):
+    with hubdb.connection():
+        approvals = requests(limits_app.hub)
+        row = approvals.file("limit.raise", target="boom", title="x", maker=MAKER)
+        with pytest.raises(Conflict, match="meanwhile"):
+            approvals.approve(row.id, CHECKER)
+        assert ApprovalRequest.get_by_id(row.id).state == "pending"
+
+
+def test_withdrawn_requests_cannot_be_decided_and_only_the_maker_withdraws(limits_app):
+    with hubdb.connection():
+        approvals = requests(limits_app.hub)
+        row = approvals.file("limit.raise", target="acct-1", title="x", maker=MAKER)
+        with pytest.raises(Forbidden):
+            approvals.withdraw(row.id, CHECKER)
+        approvals.withdraw(row.id, MAKER)
+        with pytest.raises(Conflict, match="withdrawn"):
+            approvals.approve(row.id, CHECKER)
+
+
+def test_a_kind_naming_an_undeclared_permission_is_refused_at_start(tmp_path):
+    bad = SimpleNamespace(rpahub_approval_kinds=hookimpl(
+        lambda kinds: kinds.add("x.do", "x.chekc", "typo in the permission", apply_threshold)))
+    with pytest.raises(ValueError, match="x.chekc"):
+        make_app(tmp_path / "home", f"sqlite:///{tmp_path / 'hub.db'}", ("bad", bad))
+
+
+def test_people_see_what_they_made_or_may_decide(client, person, admin_token):
+    maker = person("maker", "apps.manage", "apps.read")
+    nosy = person("nosy", "apps.use")
+    r = client.simulate_post("/api/v1/apps", headers=auth(maker), json={"name": "app"})
+    app_id = r.json["resultValue"]["id"]
+    assert client.simulate_post(f"/api/v1/apps/{app_id}/publish", headers=auth(maker), json={}).status_code == 409
+
+    with hubdb.connection():
+        from rpahub_plugins.share.models import App
+
+        App.update(production_version="v").where(App.id == app_id).execute()
+    request_id = client.simulate_post(f"/api/v1/apps/{app_id}/publish", headers=auth(maker),
+                                      json={}).json["resultValue"]["approvalRequestId"]
+    assert client.simulate_get("/api/v1/approvals", headers=auth(nosy)).json["resultValue"]["total"] == 0
+    r = client.simulate_get(f"/api/v1/approvals/{request_id}", headers=auth(nosy))
+    assert r.status_code == 403
+    assert client.simulate_get(f"/api/v1/approvals/{request_id}", headers=auth(maker)).status_code == 200
+    kinds = client.simulate_get("/api/v1/approvals/kinds", headers=auth(nosy)).json["resultValue"]
+    assert {"kind": "app.publish", "checkerPermission": "apps.review",
+            "description": "List an app in the marketplace (上架)"} in kinds
+    r = client.simulate_post(f"/api/v1/approvals/{request_id}/withdraw", headers=auth(nosy), json={})
+    assert r.status_code == 403
+    r = client.simulate_post(f"/api/v1/approvals/{request_id}/withdraw", headers=auth(maker), json={})
+    assert r.status_code == 200 and r.json["resultValue"]["state"] == "withdrawn"
+    assert client.simulate_get("/api/v1/approvals/nope", headers=auth(admin_token)).status_code == 404
