@@ -114,3 +114,33 @@ def test_people_see_what_they_made_or_may_decide(client, person, admin_token):
     r = client.simulate_post(f"/api/v1/approvals/{request_id}/withdraw", headers=auth(maker), json={})
     assert r.status_code == 200 and r.json["resultValue"]["state"] == "withdrawn"
     assert client.simulate_get("/api/v1/approvals/nope", headers=auth(admin_token)).status_code == 404
+
+
+def test_granting_the_admin_role_waits_for_a_second_administrator(client, admin_token, person):
+    r = client.simulate_post("/api/v1/users", headers=auth(admin_token),
+                             json={"username": "wang.fang", "roles": ["admin"], "password": "Long-enough-pw-1"})
+    assert r.status_code == 201, r.json
+    user = r.json["resultValue"]
+    assert user["roles"] == []
+    [grant] = user["pendingRoleGrants"]
+    assert grant["role"] == "admin"
+    # The administrator who asked cannot approve it; a second one can.
+    r = client.simulate_post(f"/api/v1/approvals/{grant['approvalRequestId']}/approve", headers=auth(admin_token),
+                             json={})
+    assert r.status_code == 403 and "maker" in r.json["resultHint"]
+    checker = person("security.officer", "users.approve")
+    r = client.simulate_post(f"/api/v1/approvals/{grant['approvalRequestId']}/approve", headers=auth(checker),
+                             json={"comment": "per ticket 42"})
+    assert r.status_code == 200, r.json
+    r = client.simulate_get(f"/api/v1/users/{user['id']}", headers=auth(admin_token))
+    assert r.json["resultValue"]["roles"] == ["admin"]
+
+    # Taking a guarded role away, or keeping it, needs nobody else; other roles are immediate.
+    client.simulate_post("/api/v1/roles", headers=auth(admin_token), json={"name": "viewer", "permissions": []})
+    r = client.simulate_patch(f"/api/v1/users/{user['id']}", headers=auth(admin_token),
+                              json={"roles": ["admin", "viewer"]})
+    assert r.json["resultValue"]["roles"] == ["admin", "viewer"] and r.json["resultValue"]["pendingRoleGrants"] == []
+    r = client.simulate_patch(f"/api/v1/users/{user['id']}", headers=auth(admin_token), json={"roles": []})
+    assert r.json["resultValue"]["roles"] == []
+    r = client.simulate_patch(f"/api/v1/users/{user['id']}", headers=auth(admin_token), json={"roles": ["nobody"]})
+    assert r.status_code == 400 and "nobody" in r.json["resultHint"]

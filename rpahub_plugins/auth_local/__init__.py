@@ -11,7 +11,7 @@ from rpahub_core.migrations import create_tables
 
 from . import resources
 from .models import MODELS
-from .service import ADMIN_ROLE, Identity
+from .service import ADMIN_ROLE, GRANT, Identity
 
 
 def identity(hub) -> Identity:
@@ -31,6 +31,19 @@ def rpahub_permissions(permissions):
     permissions.add("users.manage", "Create, change, disable users and reset passwords")
     permissions.add("roles.read", "See roles and the permission catalogue")
     permissions.add("roles.manage", "Create, change and delete roles")
+    permissions.add("users.approve", "Approve granting a guarded role, e.g. admin (four eyes)")
+
+
+@hookimpl
+def rpahub_config_defaults():
+    # Granting one of these roles through the API waits for a second person's approval.
+    return {"auth_local": {"guarded_roles": [ADMIN_ROLE]}}
+
+
+@hookimpl
+def rpahub_approval_kinds(kinds):
+    kinds.add(GRANT, "users.approve", "Grant a guarded role to a user",
+              lambda request, hub: identity(hub).apply_grant(request))
 
 
 @hookimpl

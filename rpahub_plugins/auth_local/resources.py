@@ -126,17 +126,19 @@ class Users:
             query = query.where(User.is_active == q.active)
         ok(resp, paginate(query, q, lambda u: user_json(self.identity, u)))
 
-    @operation(permission="users.manage", summary="Create a user", body=schemas.UserIn, tags=TAGS,
-               audit="user.create", status=201)
+    @operation(permission="users.manage", summary="Create a user (guarded roles wait for a second person)",
+               body=schemas.UserIn, tags=TAGS, audit="user.create", status=201)
     def on_post(self, req, resp):
         body = req.context.body
         password = body.password or generate_password()
+        held, asked = self.identity.split_guarded(None, body.roles)
         user = self.identity.create_user(
             body.username, password=password, display_name=body.displayName, email=body.email,
-            roles=body.roles, must_change_password=True,
+            roles=held, must_change_password=True,
         )
         req.context.audit_target = user.username
         value = user_json(self.identity, user)
+        value["pendingRoleGrants"] = self.identity.request_grants(user, asked, req.context.principal)
         if not body.password:
             value["oneTimePassword"] = password
         ok(resp, value, status=201)
@@ -154,11 +156,14 @@ class UserItem:
                body=schemas.UserPatch, tags=TAGS, audit="user.update")
     def on_patch(self, req, resp, user_id):
         body = req.context.body
+        user = self.identity.get_user(user_id)
+        held, asked = self.identity.split_guarded(user, body.roles) if body.roles is not None else (None, [])
         user = self.identity.update_user(
-            self.identity.get_user(user_id), display_name=body.displayName, email=body.email,
-            is_active=body.isActive, roles=body.roles, password=body.password,
+            user, display_name=body.displayName, email=body.email,
+            is_active=body.isActive, roles=held, password=body.password,
         )
-        ok(resp, user_json(self.identity, user))
+        ok(resp, {**user_json(self.identity, user),
+                  "pendingRoleGrants": self.identity.request_grants(user, asked, req.context.principal)})
 
 
 def role_json(identity, role: Role) -> dict:

@@ -20,6 +20,7 @@ from .models import Role, RolePermission, Token, User, UserRole
 from .passwords import dummy_hash, hash_password, verify_password
 
 ADMIN_ROLE = "admin"
+GRANT = "role.grant"  # the approval kind of a guarded role
 
 
 def token_hash(token: str) -> str:
@@ -87,6 +88,37 @@ class Identity:
             for role in roles:
                 UserRole.create(user=user, role=role)
         return user
+
+    # -- guarded roles: granted only once a second person approves (SEC-3) -----------
+
+    @property
+    def guarded_roles(self) -> set[str]:
+        return set(self.hub.settings.plugin("auth_local").get("guarded_roles", [ADMIN_ROLE]))
+
+    def split_guarded(self, user: User | None, roles: list[str]) -> tuple[list[str], list[str]]:
+        """Roles to set now, and guarded roles the user does not hold yet (they need approval)."""
+        self._check_roles(roles)
+        current = set(self.roles_of(user)) if user is not None else set()
+        asked = [r for r in roles if r in self.guarded_roles and r not in current]
+        return [r for r in roles if r not in asked], asked
+
+    def request_grants(self, user: User, roles: list[str], maker) -> list[dict]:
+        from rpahub_plugins.approvals import requests
+
+        out = []
+        for role in roles:
+            request = requests(self.hub).file(GRANT, target=f"{user.id}:{role}", maker=maker,
+                                              title=f"Grant role {role} to {user.username}",
+                                              payload={"userId": user.id, "username": user.username, "role": role})
+            out.append({"role": role, "approvalRequestId": request.id})
+        return out
+
+    def apply_grant(self, request) -> None:
+        user_id, role = request.target.rsplit(":", 1)
+        user = self.get_user(user_id)
+        self._check_roles([role])
+        if not UserRole.select().where((UserRole.user == user) & (UserRole.role == role)).exists():
+            UserRole.create(user=user, role=role)
 
     def _check_roles(self, roles) -> None:
         known = {r.name for r in Role.select(Role.name)}
