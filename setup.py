@@ -19,6 +19,7 @@ BUILTIN_PLUGINS = [
     "autoscale = rpahub_plugins.autoscale",
     "approvals = rpahub_plugins.approvals",
     "share = rpahub_plugins.share",
+    "auth_oidc = rpahub_plugins.auth_oidc",
 ]
 
 packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])
@@ -58,6 +59,8 @@ setup(
         "robotframework>=7,<8",
         "websocket-client>=1.7,<2",
         "requests>=2.31,<3",
+        # Verifies the identity platform's bearer JWTs (RS/ES/EdDSA) against its JWKS.
+        "PyJWT[crypto]>=2.8,<3",
     ],
     extras_require={
         # psycopg 3 yields to gevent once the worker patched the standard library.

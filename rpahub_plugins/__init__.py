@@ -21,4 +21,5 @@ DEFAULT_PLUGINS = (
     ("autoscale", "rpahub_plugins.autoscale"),
     ("approvals", "rpahub_plugins.approvals"),
     ("share", "rpahub_plugins.share"),
+    ("auth_oidc", "rpahub_plugins.auth_oidc"),
 )
