@@ -144,3 +144,27 @@ def test_granting_the_admin_role_waits_for_a_second_administrator(client, admin_
     assert r.json["resultValue"]["roles"] == []
     r = client.simulate_patch(f"/api/v1/users/{user['id']}", headers=auth(admin_token), json={"roles": ["nobody"]})
     assert r.status_code == 400 and "nobody" in r.json["resultHint"]
+
+
+def test_binding_a_licence_to_another_robot_waits_for_a_second_person(client, admin_token, person):
+    client.simulate_post("/api/v1/suppliers", headers=auth(admin_token),
+                         json={"code": "acme", "secret": "acme-secret-0123456789abcdef"})
+    r = client.simulate_post("/api/v1/licences", headers=auth(admin_token),
+                             json={"supplier": "acme", "robotId": "r1", "features": ["ocr"], "days": 30})
+    assert r.status_code == 201, r.json
+    licence = r.json["resultValue"]
+    path = f"/api/v1/licences/{licence['id']}/bind"
+    r = client.simulate_post(path, headers=auth(admin_token), json={"robotId": "r2", "pool": "p"})
+    assert r.status_code == 400 and "exactly one" in r.json["resultHint"]
+    r = client.simulate_post(path, headers=auth(admin_token), json={"robotId": "r2"})
+    assert r.status_code == 202, r.json
+    request_id = r.json["resultValue"]["approvalRequestId"]
+    listed = client.simulate_get("/api/v1/licences", headers=auth(admin_token)).json["resultValue"]["items"]
+    assert [x["robotId"] for x in listed] == ["r1"]  # nothing changed yet
+
+    checker = person("licence.officer", "licences.approve")
+    r = client.simulate_post(f"/api/v1/approvals/{request_id}/approve", headers=auth(checker), json={})
+    assert r.status_code == 200, r.json
+    listed = client.simulate_get("/api/v1/licences", headers=auth(admin_token)).json["resultValue"]["items"]
+    rebound = [x for x in listed if x["supersedes"] == licence["id"]]
+    assert [x["robotId"] for x in rebound] == ["r2"] and rebound[0]["features"] == ["ocr"]

@@ -5,6 +5,7 @@ stored files, and the management API that drives them."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -32,6 +33,8 @@ DEFAULTS = {
     "max_ws_frame_kb": 1024,
     # logAt without an offset is local time of this zone (the standard's examples omit it)
     "naive_log_timezone": "Asia/Shanghai",
+    # Re-binding a licence to another robot or pool waits for a second person (SEC-3).
+    "four_eyes_licence_bind": True,
 }
 
 
@@ -52,7 +55,7 @@ class Executors:
             except Exception as exc:  # a broken adapter costs its suppliers, not the hub
                 self.adapter_failures[name] = f"{type(exc).__name__}: {exc}"
                 log.error("vendor adapter %s failed to start: %s", name, exc)
-        self.licences = Licences(hub)
+        self.licences = Licences(hub, four_eyes=bool(settings["four_eyes_licence_bind"]))
         self.files = FileStore(hub.settings.home / "files", int(settings["max_upload_mb"]) << 20)
         self.gateway = Gateway(hub, self.adapters, self.licences, settings)
         self.runs = Runs(hub, self.gateway, self.files, self.adapters)
@@ -68,6 +71,12 @@ def state(hub) -> Executors:
 @hookimpl
 def rpahub_config_defaults():
     return {"executors": dict(DEFAULTS)}
+
+
+@hookimpl
+def rpahub_approval_kinds(kinds):
+    kinds.add("licence.bind", "licences.approve", "Bind a licence to another robot or pool",
+              lambda request, hub: state(hub).licences.bind(request.target, **json.loads(request.payload)))
 
 
 @hookimpl
@@ -92,6 +101,7 @@ def rpahub_permissions(permissions):
     permissions.add("executors.read", "See suppliers and executors")
     permissions.add("executors.manage", "Admit suppliers, change their secrets and allow-lists")
     permissions.add("licences.manage", "Issue, bind and revoke executor licences")
+    permissions.add("licences.approve", "Approve binding a licence to another robot or pool (four eyes)")
     permissions.add("packages.manage", "Upload flow packages")
     permissions.add("runs.read", "See runs, their logs and recordings")
     permissions.add("runs.start", "Start a run on an executor")
@@ -108,7 +118,7 @@ def rpahub_register_routes(routes, hub):
     routes.add("/api/v1/executors/{robot_id}", resources.ExecutorItem())
     routes.add("/api/v1/licences", resources.Licences(ex.licences))
     routes.add("/api/v1/licences/{licence_id}/revoke", resources.LicenceRevoke(ex.licences))
-    routes.add("/api/v1/licences/{licence_id}/bind", resources.LicenceBind(ex.licences))
+    routes.add("/api/v1/licences/{licence_id}/bind", resources.LicenceBind(hub, ex.licences))
     routes.add("/api/v1/packages", resources.Packages(ex.runs, ex.files.max_bytes))
     routes.add("/api/v1/runs", resources.Runs(ex.runs))
     routes.add("/api/v1/runs/{run_id}", resources.RunItem(ex.runs))

@@ -275,14 +275,29 @@ class LicenceRevoke:
 
 
 class LicenceBind:
-    def __init__(self, licences):
-        self.licences = licences
+    def __init__(self, hub, licences):
+        self.hub, self.licences = hub, licences
 
-    @operation(permission="licences.manage", summary="Bind a licence to another robot or pool (re-issued, signed)",
-               body=BindIn, tags=("licences",), audit="licence.bind", status=201)
+    @operation(permission="licences.manage", summary="Bind a licence to another robot or pool (re-issued, signed); "
+               "with four-eyes binding on, files a request a second person approves", body=BindIn,
+               tags=("licences",), audit="licence.bind", status=202)
     def on_post(self, req, resp, licence_id):
         b = req.context.body
-        ok(resp, licence_json(self.licences.bind(licence_id, robot_id=b.robotId, pool=b.pool)), status=201)
+        if bool(b.robotId) == bool(b.pool):
+            raise BadRequest("robotId or pool: name exactly one")
+        old = self.licences.get(licence_id)
+        if old.revoked_at:
+            raise Conflict(f"licence {licence_id} is revoked")
+        if not self.licences.four_eyes:
+            ok(resp, licence_json(self.licences.bind(licence_id, robot_id=b.robotId, pool=b.pool)), status=201)
+            return
+        from rpahub_plugins.approvals import requests
+
+        target = f"robot {b.robotId}" if b.robotId else f"pool {b.pool}"
+        request = requests(self.hub).file("licence.bind", target=licence_id, maker=req.context.principal,
+                                          title=f"Bind licence {licence_id} to {target}",
+                                          payload={"robot_id": b.robotId, "pool": b.pool})
+        ok(resp, {"approvalRequestId": request.id, "state": request.state}, status=202)
 
 
 class PublicKey:
