@@ -19,6 +19,7 @@ BUILTIN_PLUGINS = [
     "autoscale = rpahub_plugins.autoscale",
     "approvals = rpahub_plugins.approvals",
     "share = rpahub_plugins.share",
+    "design = rpahub_plugins.design",
     "auth_oidc = rpahub_plugins.auth_oidc",
 ]
 

@@ -21,5 +21,6 @@ DEFAULT_PLUGINS = (
     ("autoscale", "rpahub_plugins.autoscale"),
     ("approvals", "rpahub_plugins.approvals"),
     ("share", "rpahub_plugins.share"),
+    ("design", "rpahub_plugins.design"),
     ("auth_oidc", "rpahub_plugins.auth_oidc"),
 )
