@@ -20,6 +20,8 @@ BUILTIN_PLUGINS = [
     "approvals = rpahub_plugins.approvals",
     "share = rpahub_plugins.share",
     "design = rpahub_plugins.design",
+    "designers = rpahub_plugins.designers",
+    "images = rpahub_plugins.images",
     "auth_oidc = rpahub_plugins.auth_oidc",
 ]
 
