@@ -136,3 +136,16 @@ def test_user_list_paginates_and_filters(client, admin_token):
     assert page["total"] == 5 and page["page"] == 2 and [u["username"] for u in page["items"]] == ["op2", "op3"]
     r = client.simulate_get("/api/v1/users", params={"pageSize": 1000}, headers=auth(admin_token))
     assert r.status_code == 400 and r.json["resultValue"]["errors"][0]["field"] == "pageSize"
+
+
+def test_a_generated_one_time_password_never_contains_the_user_name(client, admin_token, monkeypatch):
+    """A short name ("ada") can turn up inside a random password; the hub draws again
+    rather than refusing to create the user."""
+    import secrets
+
+    draws, real = iter(["xxAdAxx-unlucky", "fine-random-draw"]), secrets.token_urlsafe
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(draws, None) or real(n))
+    r = client.simulate_post("/api/v1/users", headers=auth(admin_token), json={"username": "ada"})
+    assert r.status_code == 201, r.json
+    assert r.json["resultValue"]["oneTimePassword"] == "fine-random-draw"
+    assert login(client, "ada", "fine-random-draw").status_code == 200

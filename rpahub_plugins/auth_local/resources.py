@@ -130,7 +130,7 @@ class Users:
                body=schemas.UserIn, tags=TAGS, audit="user.create", status=201)
     def on_post(self, req, resp):
         body = req.context.body
-        password = body.password or generate_password()
+        password = body.password or generate_password(body.username)
         held, asked = self.identity.split_guarded(None, body.roles)
         user = self.identity.create_user(
             body.username, password=password, display_name=body.displayName, email=body.email,

@@ -27,8 +27,13 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def generate_password() -> str:
-    return secrets.token_urlsafe(15)
+def generate_password(username: str = "") -> str:
+    """A one-time password that passes the policy for ``username``: a random one may
+    contain a short name ("ada") by chance, and must then be drawn again."""
+    while True:
+        password = secrets.token_urlsafe(15)
+        if not username or username.lower() not in password.lower():
+            return password
 
 
 class LoginThrottle:
@@ -268,7 +273,7 @@ class Identity:
                               builtin=True)
             if User.select().exists():
                 return []
-            password = generate_password()
+            password = generate_password("admin")
             try:
                 self.create_user("admin", password=password, display_name="Administrator",
                                  roles=[ADMIN_ROLE], must_change_password=True)
