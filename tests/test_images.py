@@ -237,9 +237,11 @@ def test_a_local_designer_image_runs_registered_and_is_deregistered_on_recycle(c
     instance = r.json["resultValue"]
     endpoint, pid = instance["info"]["endpoint"], instance["info"]["pid"]
     try:
-        assert endpoint.startswith("http://127.0.0.1:") and "--instance-id" in Path(
-            f"/proc/{pid}/cmdline").read_text()
-        assert "RPAHUB_DESIGNER_SECRET" not in Path(f"/proc/{pid}/cmdline").read_text()
+        # The child may not have finished exec yet: its command line is empty until then.
+        cmdline = wait_for(lambda: "--instance-id" in (c := Path(f"/proc/{pid}/cmdline").read_text()) and c,
+                           10, "the designer's command line")
+        assert endpoint.startswith("http://127.0.0.1:")
+        assert "RPAHUB_DESIGNER_SECRET" not in cmdline
         [designer] = client.simulate_get("/api/v1/designers", headers=auth(admin_token)).json["resultValue"]["items"]
         assert (designer["endpoint"], designer["instanceId"], designer["capacity"]) == (endpoint, instance["id"], 2)
 
