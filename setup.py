@@ -23,6 +23,8 @@ BUILTIN_PLUGINS = [
     "designers = rpahub_plugins.designers",
     "images = rpahub_plugins.images",
     "auth_oidc = rpahub_plugins.auth_oidc",
+    "ops = rpahub_plugins.ops",
+    "operations = rpahub_plugins.operations",
 ]
 
 packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])
@@ -52,12 +54,12 @@ setup(
         "schedule>=1.2,<2",
         "cryptography>=43,<51",
         # gunicorn's gevent worker imports it without declaring it.
-        "packaging>=23",
+        "packaging>=23,<27",
         # One declaration validates input and renders the OpenAPI document.
         "pydantic>=2.7,<3",
         "prometheus_client>=0.20,<1",
         # IANA zones for zoneinfo where the system has none.
-        "tzdata",
+        "tzdata>=2023.3",
         # The reference executor and `rpahub demo` ship with the hub.
         "robotframework>=7,<8",
         "websocket-client>=1.7,<2",

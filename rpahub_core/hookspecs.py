@@ -256,6 +256,24 @@ def rpahub_approval_kinds(kinds: Any) -> None:
     """
 
 
+# -- notifications -----------------------------------------------------------
+
+
+@hookspec
+def rpahub_notifiers(hub: Hub) -> list[Any] | None:
+    """Return the notification channels this plugin offers (alerts of 6.3.1b).
+
+    A notifier is an object with ``name`` (what an alert rule's channel names) and
+    ``send(notification: dict, target: str) -> None`` where ``notification`` has
+    ``title``, ``text``, ``severity``, ``rule``, ``state`` (firing | resolved), ``at``
+    and ``labels``, and ``target`` is the rule's address for this channel (a URL, an
+    e-mail address...). Raise to report a failed delivery; the hub retries and records
+    it. An optional ``check_target(target) -> None`` raises ``BadRequest`` for an address
+    the channel can never reach, so a rule with a bad address is refused when it is
+    written, not when it fires. Built-in: ``webhook`` and ``email`` (SMTP).
+    """
+
+
 # -- video storage -----------------------------------------------------------
 
 

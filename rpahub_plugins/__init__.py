@@ -25,4 +25,6 @@ DEFAULT_PLUGINS = (
     ("designers", "rpahub_plugins.designers"),
     ("images", "rpahub_plugins.images"),
     ("auth_oidc", "rpahub_plugins.auth_oidc"),
+    ("ops", "rpahub_plugins.ops"),
+    ("operations", "rpahub_plugins.operations"),
 )
