@@ -68,3 +68,20 @@ def test_invalid_configuration_exits_with_the_key_named(tmp_path):
 def test_sqlite_refuses_several_workers(tmp_path):
     out = rpahub("serve", "--workers", "3", cwd=tmp_path)
     assert out.returncode != 0 and "PostgreSQL" in out.stderr
+
+
+def test_plugins_lists_every_built_in_from_the_entry_point_group_with_its_hooks(tmp_path):
+    import json
+
+    from rpahub_plugins import DEFAULT_PLUGINS
+
+    out = rpahub("plugins", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    listed = {p["name"]: p for p in data["plugins"]}
+    for name, module in DEFAULT_PLUGINS:
+        assert listed[name]["distribution"].startswith("rpahub "), listed[name]
+        assert listed[name]["module"] == module and listed[name]["hooks"], listed[name]
+    assert {"tces130", "robotframework"} <= set(data["adapters"]) and data["adapter_failures"] == {}
+    disabled = rpahub("plugins", "--json", cwd=tmp_path, env={"RPAHUB_DISABLE_PLUGINS": "ops,flows"})
+    assert {"ops", "flows"}.isdisjoint(p["name"] for p in json.loads(disabled.stdout)["plugins"])
