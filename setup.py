@@ -86,6 +86,7 @@ setup(
         "console_scripts": [
             "rpahub = rpahub_core.cli:main",
             "rpahub-executor = rpahub_contrib.executor.cli:main",
+            "rpahub-fleet = rpahub_contrib.fleet.cli:main",
         ],
         "rpahub": BUILTIN_PLUGINS,
         "rpahub.adapters": [
