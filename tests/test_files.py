@@ -69,3 +69,89 @@ def test_range_requests_let_a_player_seek(admin):
     r = client.simulate_get(f"/api/v1/files/{file_id}/content", headers={**headers, "Range": "bytes=200-"})
     assert r.status_code == 416
     assert client.simulate_get(f"/api/v1/files/{file_id}/content", headers=headers).content == bytes(range(100))
+
+
+# -- flow packages: what manifest.json may say (docs/protocol.md 6.8) -------------------
+
+
+def upload_package(client, headers, files: dict[str, str | bytes], name="pkg", version="1.0"):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path, content in files.items():
+            zf.writestr(path, content)
+    boundary = "rpahubBOUNDARY"
+    parts = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+                     for k, v in (("name", name), ("version", version)))
+    body = parts + (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}.zip\"\r\n"
+                    f"Content-Type: application/zip\r\n\r\n").encode() + buf.getvalue() + f"\r\n--{boundary}--\r\n".encode()
+    return client.simulate_post("/api/v1/packages", body=body,
+                                headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+@pytest.mark.parametrize("files, kind, entry", [
+    ({"main.py": "print(1)"}, "python", "main.py"),
+    ({"manifest.json": '{"kind": "python", "entry": "flows/run.py"}', "flows/run.py": "print(1)",
+      "extra.robot": "*** Tasks ***"}, "python", "flows/run.py"),
+    ({"manifest.json": '{"entry": "flows/run.py"}', "flows/run.py": "print(1)"}, "python", "flows/run.py"),
+    ({"manifest.json": '{"kind": "robot"}', "tasks/b.robot": "*** Tasks ***", "tasks/a.robot": "*** Tasks ***"},
+     "robot", "tasks/a.robot"),
+    ({"manifest.json": '{"kind": "robot", "entry": "suites"}', "suites/a.robot": "*** Tasks ***"}, "robot", "suites"),
+    ({"manifest.json": '{"kind": "robot", "entry": "t/one.robot"}', "t/one.robot": "*** Tasks ***"},
+     "robot", "t/one.robot"),
+])
+def test_a_package_is_classified_by_its_manifest_or_its_files(admin, files, kind, entry):
+    _, client, headers = admin
+    r = upload_package(client, headers, files)
+    assert r.status_code == 201, r.json
+    assert (r.json["resultValue"]["kind"], r.json["resultValue"]["entry"]) == (kind, entry)
+
+
+@pytest.mark.parametrize("manifest, hint", [
+    ("{not json", "manifest.json is not valid JSON"),
+    ("[" * 100_000, "manifest.json is not valid JSON"),  # nesting deeper than the parser recurses
+    (b"\xff\xfe{}", "manifest.json is not valid JSON"),
+    ('["main.py"]', "manifest.json must be an object"),
+    ('"main.py"', "manifest.json must be an object"),
+    ("null", "manifest.json must be an object"),
+    ('{"entry": 5}', 'manifest.json "entry" must be a string'),
+    ('{"entry": ["main.py"]}', 'manifest.json "entry" must be a string'),
+    ('{"kind": 1, "entry": "main.py"}', 'manifest.json "kind" must be "robot" or "python"'),
+    ('{"kind": ["robot"]}', 'manifest.json "kind" must be "robot" or "python"'),
+    ('{"kind": "java", "entry": "main.py"}', 'manifest.json "kind" must be "robot" or "python"'),
+    ('{"entry": "../main.py"}', 'manifest.json "entry" escapes the package folder'),
+    ('{"entry": "missing.py"}', "manifest.json naming its entry"),
+    ('{"kind": "robot"}', "manifest.json says \"kind\": \"robot\" but the package has no .robot suite"),
+    ('{"kind": "robot", "entry": "nowhere.robot"}', "manifest.json \"entry\" 'nowhere.robot' is not in"),
+])
+def test_a_bad_manifest_is_a_400_naming_manifest_json(admin, manifest, hint):
+    _, client, headers = admin
+    r = upload_package(client, headers, {"manifest.json": manifest, "main.py": "print(1)"})
+    assert r.status_code == 400, r.json
+    assert r.json["successful"] is False and hint in r.json["resultHint"], r.json
+    assert client.simulate_get("/api/v1/packages", headers=headers).json["resultValue"]["items"] == []
+
+
+def test_a_damaged_zip_is_a_400(admin):
+    _, client, headers = admin
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", '{"entry": "main.py"}' * 50)
+        zf.writestr("main.py", "print(1)")
+    data = bytearray(buf.getvalue())
+    data[40:60] = b"\x00" * 20  # inside manifest.json's compressed bytes
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nbroken\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"version\"\r\n\r\n1\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.zip\"\r\n\r\n").encode()
+    r = client.simulate_post("/api/v1/packages", body=body + bytes(data) + f"\r\n--{boundary}--\r\n".encode(),
+                             headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 400 and "manifest.json" in r.json["resultHint"], r.json
+    r = client.simulate_post("/api/v1/packages", body=body + b"not a zip" + f"\r\n--{boundary}--\r\n".encode(),
+                             headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 400 and "zip archive" in r.json["resultHint"], r.json

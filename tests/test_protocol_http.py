@@ -160,3 +160,49 @@ def test_robots_cannot_read_others_files_or_call_people_apis(fleet):
     assert r.status_code == 403
     r = requests.post(fleet.hub.url + "/v1/file/secret/upload", files={"file": ("a.txt", b"a")}, headers=h, timeout=10)
     assert r.status_code == 400 and "source" in r.json()["resultHint"]
+
+
+def test_a_bad_supplier_secret_is_a_400_and_audited(fleet):
+    robot = Robot(fleet, "http-wrong")
+    status, body = robot.register(fleet.secret(robot.robot_id, "wrong-secret"))
+    assert status == 400 and body["successful"] is False
+    assert "supplierSecret: does not match" in body["resultHint"] and body["resultValue"] is None
+    assert robot.connect_id is None and fleet.call("GET", "/api/v1/executors/http-wrong")[0] == 404
+    audit = fleet.call("GET", "/api/v1/audit?action=executor.register&result=denied&pageSize=50")[1]
+    assert any(a["target"] == "http-wrong" and "does not match" in a["detail"]["hint"]
+               for a in audit["resultValue"]["items"])
+    assert robot.register()[0] == 200  # the right proof still gets in
+
+
+def test_reports_on_a_run_of_another_executor_are_a_400(fleet):
+    owner, other = Robot(fleet, "http-own"), Robot(fleet, "http-other")
+    assert owner.register()[0] == other.register()[0] == 200
+    package = fleet.upload_package("http-foreign", {"main.py": "print(1)"})
+    run = fleet.run_on(package["id"], owner.robot_id)
+    for path, body in (("reportFinish", {"runInstanceId": run["id"], "status": 0}),
+                       ("reportLogs", {"runInstanceId": run["id"], "logs": []}),
+                       ("reportCheckpoint", {"runInstanceId": run["id"], "checkpoint": {"row": 1}}),
+                       ("heartbeat", {"runInstanceId": run["id"]})):
+        status, answer = other.post(path, body)
+        assert status == 400 and "the run belongs to another executor" in answer["resultHint"], (path, answer)
+    assert fleet.run(run["id"])["state"] == "dispatched"
+    assert owner.post("heartbeat", {})[1]["resultValue"]["Action"] == "Execute"  # the owner still gets it
+
+
+def test_a_supplier_allow_list_admits_only_its_robots(fleet):
+    from rpahub_adapters.tces130 import proof
+
+    secret = "gated-secret-0123456789"
+    status, body = fleet.call("POST", "/api/v1/suppliers", {"code": "vendor-gated", "secret": secret,
+                                                            "allowlistRequired": True,
+                                                            "allowedRobots": ["http-gate-ok"]})
+    assert status == 201, body
+    for robot_id, expected in (("http-gate-no", 400), ("http-gate-ok", 200)):
+        r = requests.post(fleet.hub.url + "/robots/connect/register", headers={"robotId": robot_id}, timeout=10,
+                          json={"supplierCode": "vendor-gated", "supplierSecret": proof(secret, robot_id)})
+        assert r.status_code == expected, r.text
+    assert r.json()["resultValue"]["robotConnectId"].startswith("rpr_")
+    r = requests.post(fleet.hub.url + "/robots/connect/register", headers={"robotId": "http-gate-no"}, timeout=10,
+                      json={"supplierCode": "vendor-gated", "supplierSecret": proof(secret, "http-gate-no")})
+    assert r.json()["resultHint"] == "robotId: not on the supplier's allow-list"
+    assert fleet.call("GET", "/api/v1/executors/http-gate-no")[0] == 404

@@ -289,3 +289,86 @@ def test_gevent_websocket_repairs_hold():
 def test_plain_http_get_on_the_websocket_path_is_a_clear_400(fleet):
     status, body = fleet.hub.call("GET", "/robothub/whoever")
     assert status == 400 and "WebSocket upgrade required" in body["resultHint"]
+
+
+def test_the_package_link_is_bound_to_its_run(fleet):
+    import requests
+
+    from rpahub_core import signing
+    from rpahub_core.keys import Keys
+    from rpahub_core.testing import make_settings
+
+    ws = register(fleet, "ws-link")
+    no_message(ws, 0.3)
+    mine = fleet.upload_package("link-mine", {"main.py": "print(1)"})
+    other = fleet.upload_package("link-other", {"main.py": "print(2)"})
+    run = fleet.run_on(mine["id"], "ws-link")
+    action, execute = recv(ws)
+    assert action == "Execute"
+    link = execute["packageDownloadUri"]
+
+    def refused(url, hint):
+        r = requests.get(url, timeout=5)
+        assert r.status_code == 403, r.text
+        assert r.json()["successful"] is False and hint in r.json()["resultHint"], r.json()
+
+    assert requests.get(link, timeout=5).headers["X-Content-SHA256"] == mine["sha256"]  # the normal path
+    refused(link.replace(mine["id"], other["id"]), "for another package")
+    # Links the hub itself signed: one that expired, one naming a run that does not use the package.
+    key = Keys(make_settings(fleet.hub.folder / "var")).hmac_key("package-download")
+    base = link.split("?")[0]
+    expired = signing.sign(key, {"run": run["id"], "package": mine["id"], "robot": "ws-link"}, -60)
+    refused(f"{base}?token={expired}", "download link expired")
+    crossed = signing.sign(key, {"run": run["id"], "package": other["id"], "robot": "ws-link"}, 60)
+    refused(f"{fleet.hub.url}/v1/packages/{other['id']}/download?token={crossed}", "uses another package")
+    nowhere = signing.sign(key, {"run": "no-such-run", "package": mine["id"]}, 60)
+    refused(f"{base}?token={nowhere}", "does not exist")
+
+    send(ws, "ReportFinish", {"runInstanceId": run["id"], "status": 0})
+    wait_for(lambda: fleet.run(run["id"])["state"] == "success", 10)
+    refused(link, "run that is success")  # a finished run's link is dead, though not expired
+    ws.close()
+
+
+def test_log_times_without_an_offset_are_read_in_the_configured_zone(fleet):
+    ws = register(fleet, "ws-clock")
+    no_message(ws, 0.3)
+    package = fleet.upload_package("clock", {"main.py": "print(1)"})
+    run = fleet.run_on(package["id"], "ws-clock")
+    assert recv(ws)[0] == "Execute"
+    forms = ["2024-05-01T08:00:00", "2024-05-01 08:00:01", "2024-05-01 08:00:02.250", "2024-05-01",
+             "2024-05-01T08:00:03+08:00", "2024-05-01T00:00:04Z"]
+    send(ws, "ReportLogs", {"runInstanceId": run["id"],
+                            "logs": [{"content": f, "logAt": f, "logLevel": 0} for f in forms]})
+    items = wait_for(lambda: (got := fleet.call("GET", f"/api/v1/runs/{run['id']}/logs")[1]["resultValue"]["items"])
+                     and len(got) == len(forms) and got, 10)
+    # naive_log_timezone defaults to Asia/Shanghai: naive times are Beijing time, stored in UTC
+    assert [(i["content"], i["logAt"]) for i in items] == [
+        ("2024-05-01T08:00:00", "2024-05-01T00:00:00Z"), ("2024-05-01 08:00:01", "2024-05-01T00:00:01Z"),
+        ("2024-05-01 08:00:02.250", "2024-05-01T00:00:02.250000Z"), ("2024-05-01", "2024-04-30T16:00:00Z"),
+        ("2024-05-01T08:00:03+08:00", "2024-05-01T00:00:03Z"), ("2024-05-01T00:00:04Z", "2024-05-01T00:00:04Z")]
+    ws.close()
+
+
+def test_a_supplier_allow_list_admits_only_its_robots(fleet):
+    from rpahub_adapters.tces130 import proof
+
+    secret = "gated-secret-0123456789"
+    status, body = fleet.call("POST", "/api/v1/suppliers", {"code": "vendor-gated", "secret": secret,
+                                                            "allowlistRequired": True, "allowedRobots": ["ws-gate-ok"]})
+    assert status == 201, body
+    ws = connect(fleet, "ws-gate-no")
+    send(ws, "Register", {"supplierCode": "vendor-gated", "supplierSecret": proof(secret, "ws-gate-no")})
+    expect_error(ws, PARAMETER_ERROR, "robotId: not on the supplier's allow-list")
+    send(ws, "Heartbeat", {})
+    expect_error(ws, contains="Register first")  # still not admitted, the socket still answers
+    ws.close()
+    assert fleet.call("GET", "/api/v1/executors/ws-gate-no")[0] == 404
+    ws = connect(fleet, "ws-gate-ok")
+    send(ws, "Register", {"supplierCode": "vendor-gated", "supplierSecret": proof(secret, "ws-gate-ok")})
+    no_message(ws)
+    send(ws, "Heartbeat", {})
+    no_message(ws, 0.3)
+    executor = fleet.call("GET", "/api/v1/executors/ws-gate-ok")[1]["resultValue"]
+    assert executor["state"] == "online" and executor["supplier"] == "vendor-gated"
+    ws.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 
 from rpahub_core import db as hubdb
 from rpahub_core import signing
@@ -20,6 +21,7 @@ from .models import Command, Executor, Package, RunEvent, RunInstance, Supplier
 
 DOWNLOAD_TTL_S = 3600
 UPLOAD_TTL_S = 24 * 3600
+ENTRY_MAX = 255  # Package.entry
 
 
 class Runs:
@@ -142,7 +144,7 @@ class Runs:
         """Table A.7, every field; the extensions only when they carry something."""
         base = self.hub.settings.public_url
         download = signing.sign(self.hub.keys.hmac_key("package-download"),
-                                {"run": run.id, "package": package.id}, DOWNLOAD_TTL_S)
+                                {"run": run.id, "package": package.id, "robot": run.executor_id}, DOWNLOAD_TTL_S)
         upload = signing.sign(self.hub.keys.hmac_key("run-token"),
                               {"run": run.id, "robot": run.executor_id}, UPLOAD_TTL_S)
         body = {
@@ -184,12 +186,23 @@ class Runs:
         return run
 
     def verify_download(self, package_id: str, token: str) -> Package:
+        """The package of a link from ``Execute``: signed, unexpired, and for a run that
+        uses this package and is still on the executor it was sent to, before its end."""
         try:
             claims = signing.verify(self.hub.keys.hmac_key("package-download"), token)
         except signing.BadSignature as exc:
             raise Forbidden(f"download link {exc}") from None
         if claims.get("package") != package_id:
             raise Forbidden("download link is for another package")
+        run = RunInstance.get_or_none(RunInstance.id == str(claims.get("run") or ""))
+        if run is None or run.package_id != package_id:
+            raise Forbidden("download link is for a run that does not exist or uses another package")
+        if run.state not in ACTIVE_STATES:
+            raise Forbidden(f"download link is for a run that is {run.state}: only a dispatched, running or "
+                            "stopping run downloads its package")
+        if "robot" in claims and claims["robot"] != run.executor_id:
+            # A retry on another executor got a fresh link; the previous attempt's no longer works.
+            raise Forbidden("download link is for an earlier attempt of the run, on another executor")
         package = Package.get_or_none(Package.id == package_id)
         if package is None:
             raise NotFound(f"package {package_id} not found")
@@ -221,14 +234,35 @@ def inspect_package(data: bytes) -> tuple[str, str]:
             if "manifest.json" in names:
                 try:
                     manifest = json.loads(zf.read("manifest.json"))
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise BadRequest("file: manifest.json is not valid JSON") from None
-    except zipfile.BadZipFile:
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError):
+                    raise BadRequest("file: manifest.json cannot be read from the zip (damaged, encrypted "
+                                     "or an unsupported compression)") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError):
         raise BadRequest("file: a package must be a zip archive") from None
+    if not isinstance(manifest, dict):
+        raise BadRequest('file: manifest.json must be an object such as {"kind": "python", "entry": "main.py"}')
+    kind, entry = manifest.get("kind"), manifest.get("entry")
+    if kind is not None and kind not in ("robot", "python"):
+        raise BadRequest('file: manifest.json "kind" must be "robot" or "python"')
+    if entry is not None and not isinstance(entry, str):
+        raise BadRequest('file: manifest.json "entry" must be a string naming a file of the package')
+    if entry and (entry.startswith("/") or ".." in entry.split("/")):
+        raise BadRequest('file: manifest.json "entry" escapes the package folder')
     robots = sorted(n for n in names if n.endswith(".robot"))
-    if manifest.get("kind") == "robot" or (robots and manifest.get("kind") != "python"):
-        return "robot", manifest.get("entry") or (robots[0] if robots else "")
-    entry = manifest.get("entry") or ("main.py" if "main.py" in names else "")
-    if not entry or entry not in names:
-        raise BadRequest("file: a package needs .robot suites, main.py, or manifest.json naming its entry")
-    return "python", entry
+    if kind == "robot" or (robots and kind != "python"):
+        if entry:
+            folder = entry.rstrip("/") + "/"
+            if entry not in names and not any(n.startswith(folder) for n in names):
+                raise BadRequest(f'file: manifest.json "entry" {entry!r} is not in the package')
+        elif not robots:
+            raise BadRequest('file: manifest.json says "kind": "robot" but the package has no .robot suite')
+        kind, entry = "robot", entry or robots[0]
+    else:
+        kind, entry = "python", entry or ("main.py" if "main.py" in names else "")
+        if not entry or entry not in names:
+            raise BadRequest("file: a package needs .robot suites, main.py, or manifest.json naming its entry")
+    if len(entry) > ENTRY_MAX:
+        raise BadRequest(f"file: the entry path {entry[:40]!r}... is longer than {ENTRY_MAX} characters")
+    return kind, entry

@@ -31,8 +31,10 @@ class Register:
     def __init__(self, uplink):
         self.uplink = uplink
 
+    # Not one transaction: the gateway commits its own audit row of a refused registration,
+    # which the request's rollback on 400 would otherwise take with it.
     @operation(public=True, summary="Register an executor (A.2.2); header robotId", body=wire.RegisterBody,
-               tags=TAGS, audited=False)
+               tags=TAGS, audited=False, transactional=False)
     def on_post(self, req, resp):
         robot_id = (req.get_header("robotId") or "").strip()
         if not robot_id or len(robot_id) > 128:

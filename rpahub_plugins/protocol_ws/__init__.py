@@ -129,7 +129,8 @@ class RobotHub:
                 with gevent.Timeout(self.idle_s):
                     text = ws.receive()
             except gevent.Timeout:
-                session.close(None, f"idle for {self.idle_s}s")  # 1001: not an error of a request
+                # docs/protocol.md 6.11: Error 10001, then close 1000 (pings and pongs are no activity)
+                session.close(PARAMETER_ERROR, f"no message for {self.idle_s}s; closing")
                 return
             if text is None:
                 return
