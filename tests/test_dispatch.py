@@ -273,3 +273,112 @@ def test_a_lost_retry_decision_is_taken_by_the_sweep(desk):
     assert desk.d.sweep_decisions() == 1
     assert (desk.run(run.id).state, desk.run(run.id).attempt) == ("retrying", 2)
     assert desk.d.sweep_decisions() == 0  # decided once
+
+
+def fail(desk, robot_id, run_id, error_code=500):
+    """The robot takes its next Execute for ``run_id`` and reports it failed."""
+    action, body = desk.execute_for(robot_id)
+    assert action == "Execute" and body["runInstanceId"] == run_id
+    desk.ex.gateway.report_finish(desk.sessions[robot_id], {"runInstanceId": run_id, "status": 2,
+                                                            "errorCode": error_code})
+
+
+def test_retry_delays_double_with_each_attempt_up_to_the_cap(desk):
+    from rpahub_plugins.dispatch.models import QueueEntry
+
+    desk.robot("r1")
+    assert desk.d.max_backoff_s == 600  # [plugins.dispatch] max_backoff_s, by default
+    run = desk.submit(max_attempts=6, backoff_s=100)
+    delays = []
+    for attempt in range(1, 7):
+        assert desk.d.tick() == 1 and desk.run(run.id).attempt == attempt
+        before = utcnow()
+        fail(desk, "r1", run.id)
+        entry = QueueEntry.get_or_none(QueueEntry.run_id == run.id)
+        if entry is None:
+            break
+        delays.append(round((entry.not_before - before).total_seconds()))
+        assert desk.d.tick() == 0  # backing off: nothing is placed before its time
+        QueueEntry.update(not_before=utcnow()).execute()
+    # Before attempt 2, 3, 4: b, 2b, 4b; then 8b and 16b are capped at 600 s.
+    assert delays == [100, 200, 400, 600, 600]
+    assert (desk.run(run.id).state, desk.run(run.id).attempt) == ("failed", 6)
+    assert [e.state for e in desk.run(run.id).events].count("retrying") == 5
+
+
+@pytest.mark.parametrize("code, retried", [(20000, False), (24500, False), (29999, False),
+                                           (19999, True), (30000, True)])
+def test_business_error_codes_are_never_retried_even_with_attempts_left(desk, code, retried):
+    from rpahub_plugins.dispatch.models import QueueEntry
+
+    desk.robot("r1")
+    completed = []
+    desk.hub.bus.subscribe("run.completed", lambda e: completed.append(e.data["runId"]))
+    run = desk.submit(max_attempts=5, backoff_s=0)
+    desk.d.tick()
+    fail(desk, "r1", run.id, error_code=500)  # an application error first: retried
+    assert desk.d.tick() == 1 and desk.run(run.id).attempt == 2
+    fail(desk, "r1", run.id, error_code=code)
+    after = desk.run(run.id)
+    if retried:  # outside 20000–29999: an application error
+        assert (after.state, after.attempt) == ("retrying", 3) and completed == []
+    else:  # three attempts left, yet the answer is final
+        assert (after.state, after.attempt, after.error_code) == ("failed", 2, code)
+        assert completed == [run.id] and QueueEntry.get_or_none(QueueEntry.run_id == run.id) is None
+        assert desk.d.tick() == 0
+
+
+def test_an_apps_retry_and_scheduling_policy_apply_to_its_runs_and_a_request_overrides_them(desk):
+    from rpahub_core.auth import UserPrincipal
+    from rpahub_plugins.dispatch.models import QueueEntry
+    from rpahub_plugins.share import library
+
+    desk.robot("r1", slots=9)
+    desk.robot("r2", slots=9)
+    desk.d.set_pool("fin", description="", policy="affinity", members=["r1", "r2"], labels=[], create=True)
+    lib = library(desk.hub)
+    app = lib.accept_delivery(requirement_id="req", app_id=None, name="对账", description="", region="", scenario="",
+                              domain="finance", vendor="", tags=[], parameters=[], package_id=desk.package.id,
+                              accepted_by=UserPrincipal(id="c", name="checker"))
+    lib.update(app, {"maxAttempts": 2, "backoffSeconds": 7, "policy": "round_robin"})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("main.py", "print(2)")
+    raw = desk.ex.runs.add_package(name="raw", version="1", data=buf.getvalue(), created_by="t")
+
+    def placed_by(run):
+        desk.d.tick()
+        [detail] = [e.detail for e in desk.run(run.id).events if e.state == "dispatched"][-1:]
+        return detail.split("by policy ")[1].split(",")[0]
+
+    # Scheduling policy: request > app > pool.
+    assert placed_by(desk.submit(pool="fin")) == "round_robin"  # the app's, over the pool's
+    assert placed_by(desk.submit(pool="fin", policy="least_loaded")) == "least_loaded"  # the request's
+    other = desk.d.submit(package_id=raw.id, user_id="u", user_name="tester", pool="fin")
+    assert placed_by(other) == "affinity"  # a package of no app: the pool's
+
+    # Retry policy: the app's 2 attempts, 7 s apart, instead of the hub's 3 and 10 s.
+    run = desk.submit()
+    desk.d.tick()
+    executor = desk.run(run.id).executor_id
+    before = utcnow()
+    desk.ex.gateway.report_finish(desk.sessions[executor], {"runInstanceId": run.id, "status": 2, "errorCode": 1})
+    entry = QueueEntry.get(QueueEntry.run_id == run.id)
+    assert round((entry.not_before - before).total_seconds()) == 7
+    QueueEntry.update(not_before=utcnow()).execute()
+    desk.d.tick()
+    again = desk.run(run.id)
+    desk.ex.gateway.report_finish(desk.sessions[again.executor_id], {"runInstanceId": run.id, "status": 2,
+                                                                     "errorCode": 1})
+    assert (desk.run(run.id).state, desk.run(run.id).attempt) == ("failed", 2)
+
+    # A request that names its own retry policy keeps it.
+    explicit = desk.submit(max_attempts=3, backoff_s=0)
+    desk.d.tick()
+    holder = desk.run(explicit.id).executor_id
+    for attempt in (1, 2):
+        desk.ex.gateway.report_finish(desk.sessions[holder], {"runInstanceId": explicit.id, "status": 2,
+                                                              "errorCode": 1})
+        assert (desk.run(explicit.id).state, desk.run(explicit.id).attempt) == ("retrying", attempt + 1)
+        desk.d.tick()
+        holder = desk.run(explicit.id).executor_id

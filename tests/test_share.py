@@ -2,6 +2,7 @@
 app and its versions, a reviewer approves (never the maker), people find, subscribe,
 run, download and trace it; delisting hides it but keeps its runs traceable."""
 
+import datetime as dt
 import hashlib
 import io
 import zipfile
@@ -9,6 +10,7 @@ import zipfile
 import pytest
 
 from rpahub_core import db as hubdb
+from rpahub_core.auth import UserPrincipal
 from rpahub_core.testing import bearer as auth
 from rpahub_plugins.audit_log.models import AuditEntry
 
@@ -283,7 +285,6 @@ def test_a_delisted_app_leaves_the_marketplace_but_its_runs_stay_traceable(shop)
 
 
 def test_acceptance_from_the_design_center_needs_a_second_person(app, shop):
-    from rpahub_core.auth import UserPrincipal
     from rpahub_core.errors import Forbidden
     from rpahub_plugins.executors import state
     from rpahub_plugins.share import library
@@ -301,3 +302,150 @@ def test_acceptance_from_the_design_center_needs_a_second_person(app, shop):
     [version] = detail["versions"]
     assert version["state"] == "approved" and version["approvedBy"] == "checker"
     assert detail["productionVersion"] == version["id"]
+
+
+def test_an_apps_owner_sets_the_retry_and_scheduling_policy_its_runs_use(shop, client, person):
+    from rpahub_plugins.dispatch.models import RunPlan
+
+    for bad, field in (({"maxAttempts": 0}, "maxAttempts"), ({"maxAttempts": 21}, "maxAttempts"),
+                       ({"backoffSeconds": -1}, "backoffSeconds"), ({"backoffSeconds": 3601}, "backoffSeconds"),
+                       ({"policy": "coin_toss"}, "policy")):
+        r = shop.call("maker", "POST", "/api/v1/apps", {"name": "坏策略", **bad})
+        assert r.status_code == 400 and field in r.json["resultHint"], (bad, r.json)
+    app = shop.released(maxAttempts=5, backoffSeconds=30, policy="round_robin")
+    detail = shop.call("outsider", "GET", f"/api/v1/apps/{app['id']}").json["resultValue"]
+    assert (detail["maxAttempts"], detail["backoffSeconds"], detail["policy"]) == (5, 30, "round_robin")
+
+    r = shop.call("maker", "PATCH", f"/api/v1/apps/{app['id']}", {"policy": "coin_toss"})
+    assert r.status_code == 400 and r.json["resultHint"].startswith("policy: unknown policy 'coin_toss'")
+    other = person("other.maker", "apps.manage", "apps.read")
+    r = client.simulate_patch(f"/api/v1/apps/{app['id']}", headers=auth(other), json={"maxAttempts": 20})
+    assert r.status_code == 403
+    r = shop.call("reviewer", "PATCH", f"/api/v1/apps/{app['id']}", {"maxAttempts": 4, "policy": "affinity"})
+    assert r.status_code == 200, r.json
+    assert (r.json["resultValue"]["maxAttempts"], r.json["resultValue"]["policy"]) == (4, "affinity")
+
+    # A marketplace run carries the app's policies (the run API takes none of its own).
+    shop.call("user", "PUT", f"/api/v1/market/{app['id']}/subscription")
+    run = shop.call("user", "POST", f"/api/v1/market/{app['id']}/runs",
+                    {"arguments": {"month": "2026-11-01"}}).json["resultValue"]
+    with hubdb.connection():
+        plan = RunPlan.get_by_id(run["id"])
+        assert (plan.max_attempts, plan.backoff_s, plan.policy) == (4, 30, "affinity")
+
+    # Back to the hub's defaults with null.
+    r = shop.call("maker", "PATCH", f"/api/v1/apps/{app['id']}", {"maxAttempts": None, "backoffSeconds": None,
+                                                                 "policy": None})
+    assert (r.json["resultValue"]["maxAttempts"], r.json["resultValue"]["policy"]) == (None, None)
+    run = shop.call("user", "POST", f"/api/v1/market/{app['id']}/runs",
+                    {"arguments": {"month": "2026-11-01"}}).json["resultValue"]
+    with hubdb.connection():
+        plan = RunPlan.get_by_id(run["id"])
+        assert (plan.max_attempts, plan.backoff_s, plan.policy) == (3, 10, None)
+        changes = [(row.action, row.actor_name, row.result) for row in AuditEntry.select().where(
+            AuditEntry.action.startswith("app.") & (AuditEntry.target == app["id"])).order_by(AuditEntry.id)]
+    assert ("app.update", "reviewer", "ok") in changes and ("app.update", "maker", "failed") in changes
+    assert ("app.update", "other.maker", "denied") in changes
+
+
+def test_only_an_approved_version_of_an_app_is_dispatched_outside_the_test_pool(shop, client, admin_token):
+    """SEC-5 for every way a run is queued, not only the marketplace: the generic dispatch
+    API, flows (and schedules, which queue the same way) refuse a version nobody approved,
+    except on the test pool where trials run."""
+    admin = auth(admin_token)
+    for pool in ("test", "prod"):
+        assert client.simulate_post("/api/v1/pools", headers=admin, json={"name": pool}).status_code == 201
+
+    def dispatch(package_id, **target):
+        return client.simulate_post("/api/v1/dispatch", headers=admin, json={"packageId": package_id, **target})
+
+    app = shop.app()
+    draft = shop.upload(app["id"], "1.0").json["resultValue"]
+    for target in ({"pool": "prod"}, {}, {"labels": ["finance"]}):
+        r = dispatch(draft["packageId"], **target)
+        assert r.status_code == 409, (target, r.json)
+        assert r.json["resultHint"] == (
+            "packageId: 发票校验机器人 1.0 is not reviewed yet: a version of a library app runs in production only "
+            "once a reviewer approved it (SEC-5); until then it may run on the test pool 'test' only")
+    assert dispatch(draft["packageId"], pool="test").status_code == 201  # a trial
+
+    request_id = shop.call("maker", "POST", f"/api/v1/apps/{app['id']}/versions/1.0/submit", {}
+                           ).json["resultValue"]["approvalRequestId"]
+    r = dispatch(draft["packageId"], pool="prod")
+    assert r.status_code == 409 and "is waiting for review" in r.json["resultHint"]
+    assert dispatch(draft["packageId"], pool="test").status_code == 201  # the reviewer tries it out
+    r = shop.call("reviewer", "POST", f"/api/v1/approvals/{request_id}/reject", {"comment": "缺少测试"})
+    assert r.status_code == 200
+    r = dispatch(draft["packageId"], pool="prod")
+    assert r.status_code == 409 and "is refused in review" in r.json["resultHint"]
+
+    # A flow task naming the refused version fails, saying why; nothing was queued for it.
+    flow = client.simulate_post("/api/v1/flows", headers=admin, json={"name": "月结", "tasks": [
+        {"key": "check", "packageId": draft["packageId"], "pool": "prod"}]}).json["resultValue"]
+    fr = client.simulate_post(f"/api/v1/flows/{flow['id']}/runs", headers=admin).json["resultValue"]
+    [task] = fr["tasks"]
+    assert (task["state"], task["runId"]) == ("failed", None) and "refused in review" in task["detail"]
+    # So does a schedule's occurrence; the schedule goes on.
+    from rpahub_plugins.schedules.service import schedules
+
+    with hubdb.connection():
+        planner = schedules(client.app.hub)
+        s = planner.create({"name": "月结", "package_id": draft["packageId"], "pool": "prod", "unit": "days",
+                            "every": 1, "anchor": dt.datetime(2024, 5, 6, 8, 0)},
+                           by=UserPrincipal(id="p", name="planner", permissions=frozenset({"*"})),
+                           now=dt.datetime(2024, 5, 5))
+        [row] = planner.fire_due(s.next_run_at + dt.timedelta(seconds=1))
+        assert (row.outcome, row.run_id) == ("failed", None) and "refused in review" in row.detail
+        assert "SEC-5" in planner.get(s.id).last_error and planner.get(s.id).next_run_at > row.occurrence
+
+    # Approved, the next version runs anywhere; a raw upload outside the library runs as before.
+    v2 = shop.upload(app["id"], "2.0").json["resultValue"]
+    request_id = shop.call("maker", "POST", f"/api/v1/apps/{app['id']}/versions/2.0/submit", {}
+                           ).json["resultValue"]["approvalRequestId"]
+    assert shop.approve(request_id).status_code == 200
+    assert dispatch(v2["packageId"], pool="prod").status_code == 201
+    assert dispatch(v2["packageId"]).status_code == 201
+    with hubdb.connection():
+        from rpahub_plugins.executors import state
+
+        raw = state(client.app.hub).runs.add_package(name="ops-script", version="1", data=package(), created_by="op")
+    assert dispatch(raw.id, pool="prod").status_code == 201
+    with hubdb.connection():
+        refused = AuditEntry.select().where((AuditEntry.action == "run.dispatch")
+                                            & (AuditEntry.result == "failed")).count()
+    assert refused == 5
+
+
+def test_design_trials_still_run_on_the_test_pool(app, client, admin_token):
+    """Trials of the design center (6.2.1e) go through the same gate: a delivery is a raw
+    package until accepted, and an unapproved library version may be tried on the test pool."""
+    from test_design import Center
+
+    from rpahub_plugins.executors.models import RunInstance
+    from rpahub_plugins.share import library
+
+    center = Center(app, client, admin_token)
+    first = center.submit()["id"]
+    center.to_tested(first)
+    app_id = center.act("ada", first, "accept").json["resultValue"]["appId"]
+
+    # A change request for that app: its delivery is tried on the test pool and succeeds.
+    change = center.submit("bob", title="电费核算支持分时电价", appId=app_id)["id"]
+    center.to_evaluated(change)
+    center.to_designed(change, version="1.1")
+    trial = center.trial(change)
+    center.finish(trial["runId"])
+    with hubdb.connection():
+        assert RunInstance.get_by_id(trial["runId"]).state == "success"
+
+    # A version added in the library but not yet approved: tried on the test pool, not in production.
+    with hubdb.connection():
+        lib = library(app.hub)
+        row = lib.add_version(lib.get(app_id), UserPrincipal(id="m", name="maker"), version="1.2", data=package())
+    admin = auth(admin_token)
+    r = client.simulate_post("/api/v1/dispatch", headers=admin, json={"packageId": row.package_id, "pool": "test"})
+    assert r.status_code == 201, r.json
+    center.finish(r.json["resultValue"]["id"])
+    r = client.simulate_post("/api/v1/dispatch", headers=admin, json={"packageId": row.package_id,
+                                                                      "executorId": "r1"})
+    assert r.status_code == 409 and "test pool 'test'" in r.json["resultHint"]

@@ -7,6 +7,11 @@ run goes back to the queue with ``attempt + 1`` and its last checkpoint, and the
 ``Execute`` carries both; the old executor's late reports are refused. A failed
 finish with an application error is retried with exponential backoff; business
 errors (``errorCode`` in the configured range) are final.
+
+A run's policies resolve, field by field: the request's own value, then what an
+*admission rule* proposes for its package (the library registers one: the app's retry
+and scheduling policy, and the SEC-5 production gate), then the pool's scheduling
+policy, then the global settings.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import peewee
 
@@ -34,6 +40,10 @@ def _pause() -> None:
 
 WAITING = ("pending", "retrying")
 
+# An admission rule sees a submission before it is persisted: it may refuse it (raise a
+# HubError) or propose defaults for the run's plan: ``max_attempts``, ``backoff_s``, ``policy``.
+AdmissionRule = Callable[..., "dict | None"]
+
 
 class Dispatcher:
     def __init__(self, hub, executors, settings: dict):
@@ -45,6 +55,13 @@ class Dispatcher:
         self.max_backoff_s = int(settings.get("max_backoff_s", 600))
         self.wake_event = None  # set by the ticker
         self._swept_at: dt.datetime | None = None
+        self.rules: list[AdmissionRule] = []
+
+    def add_rule(self, rule: AdmissionRule) -> None:
+        """Consult ``rule(package_id=, executor_id=, pool=, labels=, supplier=)`` on every
+        submission (once, however often it is added)."""
+        if rule not in self.rules:
+            self.rules.append(rule)
 
     # -- submitting ----------------------------------------------------------------
 
@@ -61,13 +78,24 @@ class Dispatcher:
             raise NotFound(f"pool: {pool} not found")
         if executor_id and not Executor.get_or_none(Executor.id == executor_id):
             raise NotFound(f"executorId: executor {executor_id} is not admitted")
+        if policy:
+            self.check_policy(policy)
+        proposed: dict = {}
+        for rule in self.rules:  # may refuse the run (e.g. an unapproved version outside the test pool)
+            proposed.update({k: v for k, v in (rule(package_id=package_id, executor_id=executor_id, pool=pool,
+                                                    labels=list(labels), supplier=supplier) or {}).items()
+                             if v is not None})
+        # request > admission rule (the app) > pool (policy only, when placed) > settings
+        policy = policy or proposed.get("policy")
+        max_attempts = max_attempts or proposed.get("max_attempts") or self.default_attempts
+        if backoff_s is None:
+            backoff_s = proposed.get("backoff_s", self.default_backoff_s)
         with hubdb.atomic():
             run = self.ex.runs.create(package=package_id, arguments=list(arguments), user_id=user_id,
                                       user_name=user_name, video_required=video_required, video_mode=video_mode)
             plan = RunPlan.create(run_id=run.id, executor_id=executor_id, pool=pool,
                                   labels=json.dumps(sorted(labels)), supplier=supplier, policy=policy,
-                                  priority=priority, max_attempts=max_attempts or self.default_attempts,
-                                  backoff_s=self.default_backoff_s if backoff_s is None else backoff_s)
+                                  priority=priority, max_attempts=max_attempts, backoff_s=backoff_s)
             self._enqueue(plan, not_before=utcnow())
         return run
 
@@ -306,10 +334,7 @@ class Dispatcher:
 
     def set_pool(self, name: str, *, description: str, policy: str, members: list[str], labels: list[str],
                  create: bool) -> Pool:
-        from rpahub_plugins.sched_policies import POLICIES
-
-        if policy not in POLICIES and not self._known_policy(policy):
-            raise BadRequest(f"policy: unknown policy {policy!r} ({', '.join(sorted(POLICIES))})")
+        self.check_policy(policy)
         with hubdb.atomic():
             pool = Pool.get_or_none(Pool.name == name)
             if create and pool is not None:
@@ -327,6 +352,13 @@ class Dispatcher:
                 PoolMember.create(pool=pool, executor_id=member)
         hubdb.after_commit(self.wake)
         return pool
+
+    def check_policy(self, name: str, field: str = "policy") -> None:
+        """Refuse (400, naming ``field``) a policy no scheduling-policy plugin answers for."""
+        from rpahub_plugins.sched_policies import POLICIES
+
+        if name not in POLICIES and not self._known_policy(name):
+            raise BadRequest(f"{field}: unknown policy {name!r} ({', '.join(sorted(POLICIES))})")
 
     def _known_policy(self, name: str) -> bool:
         probe = RunRequest(id="probe", package_kind="", policy=name)

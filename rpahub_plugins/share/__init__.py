@@ -2,17 +2,19 @@
 
 Apps carry their classification (region, scenario, business domain, vendor, tags) and
 a parameter schema; their versions are executors packages, so there is one package
-store. A version runs in production only after a second person approved it; an app
-enters the marketplace only through an approved publish request.
+store. A version runs in production only after a second person approved it (the
+library's admission rule refuses to queue any other version of an app outside the test
+pool); an app enters the marketplace only through an approved publish request. An app
+may carry its own retry and scheduling policy, which every run of its versions uses.
 """
 
 from __future__ import annotations
 
 from rpahub_core import hookimpl
-from rpahub_core.migrations import create_tables
+from rpahub_core.migrations import add_columns, create_tables
 
 from . import resources
-from .models import MODELS
+from .models import MODELS, App
 from .service import PROMOTE, PUBLISH, Library
 
 
@@ -25,6 +27,13 @@ def library(hub) -> Library:
 @hookimpl
 def rpahub_migrations(migrations):
     migrations.add("share", 1, create_tables(*MODELS), "apps, versions, subscriptions, app runs")
+    migrations.add("share", 2, add_columns(App, "max_attempts", "backoff_s", "policy"),
+                   "retry and scheduling policy per app")
+
+
+@hookimpl
+def rpahub_startup(hub):
+    library(hub)  # registers the library's admission rule with the dispatcher
 
 
 @hookimpl

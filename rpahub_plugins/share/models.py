@@ -27,6 +27,10 @@ class App(BaseModel):
     state = peewee.CharField(max_length=16, default="draft", index=True)
     production_version = peewee.CharField(max_length=32, null=True)  # the AppVersion runs use
     requirement_id = peewee.CharField(max_length=32, null=True)
+    # How the app's runs are retried and placed; None: the pool's, then the hub's settings.
+    max_attempts = peewee.IntegerField(null=True)
+    backoff_s = peewee.IntegerField(null=True)
+    policy = peewee.CharField(max_length=32, null=True)  # a scheduling policy's name
     listed_at = peewee.DateTimeField(null=True)
     delisted_at = peewee.DateTimeField(null=True)
     delist_reason = peewee.TextField(default="")

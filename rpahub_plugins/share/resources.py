@@ -29,6 +29,12 @@ class AppFields(ApiModel):
     domain: str = Field("other", pattern=DOMAIN_PATTERN, description="business domain: " + ", ".join(DOMAINS))
     tags: list[str] = Field([], max_length=32)
     parameters: list[ParameterSpec] = Field([], max_length=100)
+    maxAttempts: int | None = Field(None, ge=1, le=20, description="retry policy of the app's runs: attempts "
+                                    "in all (default: the hub's [plugins.dispatch] max_attempts)")
+    backoffSeconds: int | None = Field(None, ge=0, le=3600, description="first retry delay, doubled on each "
+                                       "further attempt (default: [plugins.dispatch] backoff_s)")
+    policy: str | None = Field(None, max_length=32, description="scheduling policy of the app's runs "
+                               "(GET /api/v1/dispatch/policies; default: the pool's)")
 
 
 class AppIn(AppFields):
@@ -44,6 +50,9 @@ class AppPatch(ApiModel):
     domain: str | None = Field(None, pattern=DOMAIN_PATTERN)
     tags: list[str] | None = Field(None, max_length=32)
     parameters: list[ParameterSpec] | None = Field(None, max_length=100)
+    maxAttempts: int | None = Field(None, ge=1, le=20, description="null: back to the hub's default")
+    backoffSeconds: int | None = Field(None, ge=0, le=3600, description="null: back to the hub's default")
+    policy: str | None = Field(None, max_length=32, description="null: back to the pool's")
 
 
 class VersionIn(ApiModel):
@@ -101,7 +110,8 @@ class AppRunQuery(PageQuery):
 def app_json(app: App, **extra) -> dict:
     return {"id": app.id, "name": app.name, "description": app.description, "vendor": app.vendor,
             "region": app.region, "scenario": app.scenario, "domain": app.domain, "tags": json.loads(app.tags),
-            "parameters": json.loads(app.parameters), "owner": {"id": app.owner_id, "name": app.owner_name},
+            "parameters": json.loads(app.parameters), "maxAttempts": app.max_attempts,
+            "backoffSeconds": app.backoff_s, "policy": app.policy, "owner": {"id": app.owner_id, "name": app.owner_name},
             "state": app.state, "productionVersion": app.production_version, "requirementId": app.requirement_id,
             "listedAt": app.listed_at, "delistedAt": app.delisted_at, "delistReason": app.delist_reason,
             "createdAt": app.created_at, "updatedAt": app.updated_at, **extra}
@@ -179,7 +189,8 @@ class AppItem:
                           subscribers=Subscription.select().where(Subscription.app == app.id).count(),
                           runs=AppRun.select().where(AppRun.app == app.id).count()))
 
-    @operation(permission="apps.manage", summary="Change an app's description, classification or parameters",
+    @operation(permission="apps.manage", summary="Change an app's description, classification, parameters, or "
+               "the retry and scheduling policy of its runs",
                body=AppPatch, tags=LIB, audit="app.update")
     def on_patch(self, req, resp, app_id):
         app = self.library.get(app_id)

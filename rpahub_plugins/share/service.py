@@ -40,9 +40,18 @@ def parameters_of(app: App) -> list[ParameterSpec]:
     return [ParameterSpec.model_validate(p) for p in json.loads(app.parameters)]
 
 
+# Why a version that is not approved may not run in production, by its state.
+UNAPPROVED = {"draft": "not reviewed yet", "pending": "waiting for review", "rejected": "refused in review",
+              "retired": "retired from production"}
+
+
 class Library:
     def __init__(self, hub):
+        from rpahub_plugins.dispatch import dispatcher
+
         self.hub = hub
+        # Every queued run passes the library's rule: the SEC-5 gate and the app's policies.
+        dispatcher(hub).add_rule(self.admit)
 
     # -- apps ---------------------------------------------------------------------
 
@@ -58,6 +67,7 @@ class Library:
 
     def create(self, fields: dict, owner: UserPrincipal, *, requirement_id: str | None = None) -> App:
         check_schema(fields.get("parameters", []))
+        self._check_policy(fields)
         with hubdb.atomic():
             if App.select().where(App.name == fields["name"]).exists():
                 raise Conflict(f"name: an app named {fields['name']} exists")
@@ -68,6 +78,7 @@ class Library:
     def update(self, app: App, fields: dict) -> App:
         if "parameters" in fields:
             check_schema(fields["parameters"])
+        self._check_policy(fields)
         with hubdb.atomic():
             if "name" in fields and fields["name"] != app.name and \
                     App.select().where(App.name == fields["name"]).exists():
@@ -78,10 +89,20 @@ class Library:
             app.save()
         return app
 
+    def _check_policy(self, fields: dict) -> None:
+        from rpahub_plugins.dispatch import dispatcher
+
+        if fields.get("policy"):
+            dispatcher(self.hub).check_policy(fields["policy"])
+
     @staticmethod
     def _columns(fields: dict) -> dict:
-        out = {k: fields[k] for k in ("name", "description", "vendor", "region", "scenario", "domain")
+        out = {k: fields[k] for k in ("name", "description", "vendor", "region", "scenario", "domain", "policy")
                if k in fields}
+        if "maxAttempts" in fields:
+            out["max_attempts"] = fields["maxAttempts"]
+        if "backoffSeconds" in fields:
+            out["backoff_s"] = fields["backoffSeconds"]
         if "tags" in fields:
             out["tags"] = json.dumps(sorted(set(fields["tags"])), ensure_ascii=False)
         if "parameters" in fields:
@@ -338,6 +359,30 @@ class Library:
             AppRun.create(run_id=run.id, app=app, version=row, user_id=who.id)
             self.hub.publish("app.run", appId=app.id, runId=run.id)
         return run
+
+    # -- the dispatcher's admission rule ----------------------------------------------
+
+    def test_pool(self) -> str:
+        """The pool trial runs go to: the design center's ``test_pool`` setting."""
+        return str(self.hub.settings.plugin("design").get("test_pool") or "test")
+
+    def admit(self, *, package_id: str, pool: str | None = None, **target) -> dict | None:
+        """Called by the dispatcher for every run it is asked to queue.
+
+        A package that is a version of a library app runs in production only once
+        approved (SEC-5); before that, only on the test pool, for trials. A package of no
+        app (an operator's upload) is outside the library and not held back here. The
+        app's retry and scheduling policy become the run's defaults."""
+        row = AppVersion.get_or_none(AppVersion.package_id == package_id)
+        if row is None:
+            return None
+        app = App.get_by_id(row.app_id)
+        test_pool = self.test_pool()
+        if row.state != "approved" and pool != test_pool:
+            raise Conflict(f"packageId: {app.name} {row.version} is {UNAPPROVED.get(row.state, row.state)}: a "
+                           f"version of a library app runs in production only once a reviewer approved it "
+                           f"(SEC-5); until then it may run on the test pool {test_pool!r} only")
+        return {"max_attempts": app.max_attempts, "backoff_s": app.backoff_s, "policy": app.policy}
 
     def package_of(self, row: AppVersion):
         from rpahub_plugins.executors.models import Package
