@@ -209,6 +209,22 @@ def rpahub_select_executor(run: Any, candidates: list[Any], hub: Hub) -> Any | N
 
 
 @hookspec
+def rpahub_admit_run(submission: dict[str, Any], hub: Hub) -> dict[str, Any] | None:
+    """Vet a run the dispatcher is asked to queue, before anything is stored.
+
+    ``submission`` has ``package_id``, ``executor_id``, ``pool``, ``labels`` and
+    ``supplier`` (what the run targets). Raise a hub error (``Conflict``, ``Forbidden``
+    ...) to refuse it: the caller gets its message as ``resultHint`` and nothing is
+    queued. Otherwise return ``None``, or a dict proposing the run's plan: any of
+    ``max_attempts``, ``backoff_s`` and ``policy`` (``None`` values are ignored). The
+    request's own values win over these, these over the pool's policy, and that over
+    the hub's settings. The ``share`` plugin implements it: a version of a library app
+    runs anywhere but the test pool only once approved (SEC-5), and the app's retry and
+    scheduling policy become the defaults of its runs.
+    """
+
+
+@hookspec
 def rpahub_scale_pool(pool: Any, desired: int, hub: Hub) -> int | None:
     """Bring ``pool`` towards ``desired`` executors; return how many now exist.
 

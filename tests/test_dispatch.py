@@ -382,3 +382,42 @@ def test_an_apps_retry_and_scheduling_policy_apply_to_its_runs_and_a_request_ove
         assert (desk.run(explicit.id).state, desk.run(explicit.id).attempt) == ("retrying", attempt + 1)
         desk.d.tick()
         holder = desk.run(explicit.id).executor_id
+
+
+def test_a_plugin_refuses_or_plans_runs_through_rpahub_admit_run(desk, client, admin_token):
+    """A third-party rule (here: a change freeze on one pool) sees every submission before
+    anything is stored; its refusal is the caller's resultHint, its proposal the run's plan."""
+    from rpahub_core import hookimpl
+    from rpahub_core.errors import Conflict
+    from rpahub_core.testing import bearer
+    from rpahub_plugins.dispatch.models import RunPlan
+
+    seen = []
+
+    class Freeze:
+        @hookimpl
+        def rpahub_admit_run(self, submission, hub):
+            seen.append(submission)
+            if submission["pool"] == "frozen":
+                raise Conflict("pool: change freeze until Monday")
+            return {"max_attempts": 1, "policy": None}
+
+    desk.d.set_pool("frozen", description="", policy="least_loaded", members=[], labels=[], create=True)
+    desk.hub.pm.register(Freeze(), name="freeze")
+    try:
+        runs_before = RunInstance.select().count()
+        with pytest.raises(Conflict, match="change freeze"):
+            desk.submit(pool="frozen")
+        r = client.simulate_post("/api/v1/dispatch", headers=bearer(admin_token),
+                                 json={"packageId": desk.package.id, "pool": "frozen"})
+        assert (r.status_code, r.json["resultHint"]) == (409, "pool: change freeze until Monday")
+        assert RunInstance.select().count() == runs_before  # nothing was queued
+        assert seen[-1] == {"package_id": desk.package.id, "executor_id": None, "pool": "frozen", "labels": [],
+                            "supplier": None}
+        run = desk.submit(labels=["x"])
+        plan = RunPlan.get(RunPlan.run_id == run.id)
+        assert plan.max_attempts == 1 and plan.policy is None  # proposed; None proposes nothing
+        assert RunPlan.get(RunPlan.run_id == desk.submit(max_attempts=4).id).max_attempts == 4  # the request wins
+    finally:
+        desk.hub.pm.unregister(name="freeze")
+    assert RunPlan.get(RunPlan.run_id == desk.submit().id).max_attempts == desk.d.default_attempts

@@ -378,6 +378,10 @@ def test_only_an_approved_version_of_an_app_is_dispatched_outside_the_test_pool(
     assert r.status_code == 200
     r = dispatch(draft["packageId"], pool="prod")
     assert r.status_code == 409 and "is refused in review" in r.json["resultHint"]
+    # Starting it directly on one executor is production too.
+    r = client.simulate_post("/api/v1/runs", headers=admin, json={"packageId": draft["packageId"],
+                                                                  "executorId": "any-robot"})
+    assert r.status_code == 409 and "is refused in review" in r.json["resultHint"]
 
     # A flow task naming the refused version fails, saying why; nothing was queued for it.
     flow = client.simulate_post("/api/v1/flows", headers=admin, json={"name": "月结", "tasks": [

@@ -8,10 +8,10 @@ run goes back to the queue with ``attempt + 1`` and its last checkpoint, and the
 finish with an application error is retried with exponential backoff; business
 errors (``errorCode`` in the configured range) are final.
 
-A run's policies resolve, field by field: the request's own value, then what an
-*admission rule* proposes for its package (the library registers one: the app's retry
-and scheduling policy, and the SEC-5 production gate), then the pool's scheduling
-policy, then the global settings.
+A run's policies resolve, field by field: the request's own value, then what the
+``rpahub_admit_run`` hook proposes for its package (the library answers with the app's
+retry and scheduling policy, and refuses unapproved versions: SEC-5), then the pool's
+scheduling policy, then the global settings.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
 
 import peewee
 
@@ -40,10 +39,6 @@ def _pause() -> None:
 
 WAITING = ("pending", "retrying")
 
-# An admission rule sees a submission before it is persisted: it may refuse it (raise a
-# HubError) or propose defaults for the run's plan: ``max_attempts``, ``backoff_s``, ``policy``.
-AdmissionRule = Callable[..., "dict | None"]
-
 
 class Dispatcher:
     def __init__(self, hub, executors, settings: dict):
@@ -55,13 +50,6 @@ class Dispatcher:
         self.max_backoff_s = int(settings.get("max_backoff_s", 600))
         self.wake_event = None  # set by the ticker
         self._swept_at: dt.datetime | None = None
-        self.rules: list[AdmissionRule] = []
-
-    def add_rule(self, rule: AdmissionRule) -> None:
-        """Consult ``rule(package_id=, executor_id=, pool=, labels=, supplier=)`` on every
-        submission (once, however often it is added)."""
-        if rule not in self.rules:
-            self.rules.append(rule)
 
     # -- submitting ----------------------------------------------------------------
 
@@ -81,11 +69,12 @@ class Dispatcher:
         if policy:
             self.check_policy(policy)
         proposed: dict = {}
-        for rule in self.rules:  # may refuse the run (e.g. an unapproved version outside the test pool)
-            proposed.update({k: v for k, v in (rule(package_id=package_id, executor_id=executor_id, pool=pool,
-                                                    labels=list(labels), supplier=supplier) or {}).items()
-                             if v is not None})
-        # request > admission rule (the app) > pool (policy only, when placed) > settings
+        submission = {"package_id": package_id, "executor_id": executor_id, "pool": pool, "labels": list(labels),
+                      "supplier": supplier}
+        # A plugin may refuse the run here (e.g. an unapproved version outside the test pool).
+        for answer in self.hub.pm.hook.rpahub_admit_run(submission=submission, hub=self.hub):
+            proposed.update({k: v for k, v in (answer or {}).items() if v is not None})
+        # request > rpahub_admit_run (the app) > pool (policy only, when placed) > settings
         policy = policy or proposed.get("policy")
         max_attempts = max_attempts or proposed.get("max_attempts") or self.default_attempts
         if backoff_s is None:

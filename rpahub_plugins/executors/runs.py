@@ -49,6 +49,9 @@ class Runs:
               video_required: bool = False, video_mode: int = 0) -> RunInstance:
         """Run a package on one named executor now (refused if it cannot take it)."""
         package = self._package(package_id)
+        # The same admission as a queued run (e.g. SEC-5); a direct start has no retry plan.
+        self.hub.pm.hook.rpahub_admit_run(submission={"package_id": package_id, "executor_id": executor_id,
+                                                      "pool": None, "labels": [], "supplier": None}, hub=self.hub)
         executor = Executor.get_or_none(Executor.id == executor_id)
         if executor is None:
             raise NotFound(f"executorId: executor {executor_id} is not admitted")

@@ -2,8 +2,8 @@
 
 Apps carry their classification (region, scenario, business domain, vendor, tags) and
 a parameter schema; their versions are executors packages, so there is one package
-store. A version runs in production only after a second person approved it (the
-library's admission rule refuses to queue any other version of an app outside the test
+store. A version runs in production only after a second person approved it (its
+``rpahub_admit_run`` refuses to queue any other version of an app outside the test
 pool); an app enters the marketplace only through an approved publish request. An app
 may carry its own retry and scheduling policy, which every run of its versions uses.
 """
@@ -32,8 +32,8 @@ def rpahub_migrations(migrations):
 
 
 @hookimpl
-def rpahub_startup(hub):
-    library(hub)  # registers the library's admission rule with the dispatcher
+def rpahub_admit_run(submission, hub):
+    return library(hub).admit(**submission)
 
 
 @hookimpl

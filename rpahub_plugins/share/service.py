@@ -47,11 +47,7 @@ UNAPPROVED = {"draft": "not reviewed yet", "pending": "waiting for review", "rej
 
 class Library:
     def __init__(self, hub):
-        from rpahub_plugins.dispatch import dispatcher
-
         self.hub = hub
-        # Every queued run passes the library's rule: the SEC-5 gate and the app's policies.
-        dispatcher(hub).add_rule(self.admit)
 
     # -- apps ---------------------------------------------------------------------
 
@@ -360,7 +356,7 @@ class Library:
             self.hub.publish("app.run", appId=app.id, runId=run.id)
         return run
 
-    # -- the dispatcher's admission rule ----------------------------------------------
+    # -- admitting runs (rpahub_admit_run) --------------------------------------------
 
     def test_pool(self) -> str:
         """The pool trial runs go to: the design center's ``test_pool`` setting."""
