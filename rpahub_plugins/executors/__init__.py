@@ -31,6 +31,9 @@ DEFAULTS = {
     "duplicate_policy": "existing",  # or "newest": a reconnect replaces a silent old socket
     "max_upload_mb": 512,
     "max_ws_frame_kb": 1024,
+    # A worker writes the liveness of its robots this often, in a few statements, instead
+    # of on every heartbeat (docs/benchmarks.md).
+    "liveness_flush_s": 1.0,
     # logAt without an offset is local time of this zone (the standard's examples omit it)
     "naive_log_timezone": "Asia/Shanghai",
     # Re-binding a licence to another robot or pool waits for a second person (SEC-3).
@@ -59,7 +62,7 @@ class Executors:
         self.files = FileStore(hub.settings.home / "files", int(settings["max_upload_mb"]) << 20)
         self.gateway = Gateway(hub, self.adapters, self.licences, settings)
         self.runs = Runs(hub, self.gateway, self.files, self.adapters)
-        self._reaper = None
+        self._reaper = self._flusher = None
 
 
 def state(hub) -> Executors:
@@ -167,16 +170,30 @@ def rpahub_startup(hub):
         return  # not in a gevent worker (tests drive reap() themselves)
     import gevent
 
+    gateway = ex.gateway
+    flush_s = max(0.1, float({**DEFAULTS, **hub.settings.plugin("executors")}["liveness_flush_s"]))
+
     def reap_forever():
         while True:
-            gevent.sleep(max(1, ex.gateway.heartbeat_s // 3))
+            gevent.sleep(max(1, gateway.heartbeat_s // 3))
             try:
                 with hubdb.connection():
-                    ex.gateway.reap()
+                    gateway.reap()
             except Exception:
                 log.exception("executor reaper failed; retrying")
 
+    def flush_forever():
+        while True:
+            gevent.sleep(flush_s)
+            try:
+                with hubdb.connection():
+                    gateway.flush()
+            except Exception:  # what it held is lost; the next heartbeats write it again
+                log.exception("writing executor liveness failed; retrying")
+
+    gateway.batched = True
     ex._reaper = gevent.spawn(reap_forever)
+    ex._flusher = gevent.spawn(flush_forever)
 
 
 @hookimpl
@@ -184,6 +201,12 @@ def rpahub_shutdown(hub):
     ex = hub.state.get("executors")
     if ex is not None and ex._reaper is not None:
         ex._reaper.kill()
+        ex._flusher.kill()
+        try:
+            with hubdb.connection():
+                ex.gateway.flush()  # the last heartbeats of a worker that stops
+        except Exception:
+            log.exception("writing executor liveness at shutdown failed")
 
 
 # -- CLI -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ checkpoints, and the durable downlink of commands (T/CES 130 clause 7, Appendix 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -35,6 +36,27 @@ DONE_STATES = ("success", "cancelled", "failed")
 CHECKPOINT_MAX = 1 << 20
 
 
+LOG_COLUMNS = ("run", "content", "screenshot", "log_at", "level", "executor_id")
+
+
+def insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """``executemany`` of one prepared INSERT: what ``insert_many`` does, without building
+    the SQL of every value in Python (500 log records cost 20 ms that way; docs/benchmarks.md).
+    Values go to the driver as they are: str, int, None and naive UTC datetimes, which is
+    what these models' fields would have made of them."""
+    db = model._meta.database
+    db.cursor().executemany(_insert_sql(model, columns, db.param), rows)
+
+
+@functools.cache
+def _insert_sql(model, columns: tuple[str, ...], param: str) -> str:
+    def quoted(name: str) -> str:  # standard SQL identifiers: SQLite and PostgreSQL alike
+        return '"' + name.replace('"', '""') + '"'
+
+    names = ", ".join(quoted(model._meta.fields[c].column_name) for c in columns)
+    return f"INSERT INTO {quoted(model._meta.table_name)} ({names}) VALUES ({', '.join([param] * len(columns))})"
+
+
 def connect_hash(connect_id: str) -> str:
     return hashlib.sha256(connect_id.encode()).hexdigest()[:32]
 
@@ -53,6 +75,14 @@ class Gateway:
         self.sessions: dict[str, ExecutorSession] = {}  # registered push sessions of this process
         self._seen: dict[str, float] = {}  # robot id -> last heartbeat written (monotonic)
         self._names_runs: set[str] = set()  # robots whose heartbeats carry runInstanceId
+        # Hot path (docs/benchmarks.md): a heartbeat normally touches no table. Liveness
+        # waits here for flush() when a flusher runs (the gevent worker; else it is written
+        # at once), and the run a robot last named is remembered with its lease, so the row
+        # is read again only to renew the lease or after recheck_s.
+        self.batched = False
+        self._alive: dict[str, tuple[str, bool | None, bool]] = {}  # robot -> (connect hash, busy, push)
+        self._held: dict[str, tuple[str, str, dt.datetime, float]] = {}  # robot -> (run, state, lease, checked)
+        self.recheck_s = min(10.0, self.offline_after_s / 4)
         self._lock = threading.RLock()
         # action -> fn(run_id, robot_id) giving a fresh body at delivery (signed links must not expire
         # in the queue), or None when the command no longer applies
@@ -90,6 +120,7 @@ class Gateway:
         with self._lock:
             if self.sessions.get(session.robot_id) is session:
                 del self.sessions[session.robot_id]
+                self._alive.pop(session.robot_id, None)  # a pending flush must not bring it back online
         if session.registered and session.connect_id:
             with hubdb.atomic():
                 n = Executor.update(state="offline").where(
@@ -189,19 +220,40 @@ class Gateway:
         body = wire.parse(wire.HeartbeatBody, body)
         run = None
         if body.runInstanceId:
+            self._names_runs.add(session.robot_id)
+            if self._still_held(session.robot_id, body.runInstanceId):
+                self._touch(session, True)
+                return
             run = RunInstance.get_or_none(RunInstance.id == body.runInstanceId)
         busy = run is not None and run.executor_id == session.robot_id and run.state in ACTIVE_STATES
         self._touch(session, busy)  # alive, whatever the run id says
         if body.runInstanceId:
-            self._names_runs.add(session.robot_id)
-            run = self._own_run(session, body.runInstanceId)
+            if run is None or run.executor_id != session.robot_id:
+                self._held.pop(session.robot_id, None)
+                self._own_run(session, body.runInstanceId)  # raises the protocol's error
             self.renew(run)
             if run.state == "dispatched":
                 self._transition(run, "running", "heartbeat reports it running")
-        elif session.robot_id not in self._names_runs:
+            self._hold(session.robot_id, run)
+        elif session.robot_id not in self._names_runs and not self.batched:
             # An executor that never names its run in heartbeats (the field is optional) holds
-            # its runs for as long as it is alive; one that does, and now says it is idle, does not.
-            self._renew_all(session.robot_id)
+            # its runs for as long as it is alive; one that does, and now says it is idle, does
+            # not. Batched, flush() renews them for every such robot at once.
+            self._renew_all([session.robot_id])
+
+    def _still_held(self, robot_id: str, run_id: str) -> bool:
+        """Whether the run this robot names was seen running with a lease far from expiry
+        less than recheck_s ago: then a heartbeat has nothing to write."""
+        held = self._held.get(robot_id)
+        return (held is not None and held[0] == run_id and held[1] != "dispatched"
+                and time.monotonic() - held[3] < self.recheck_s
+                and held[2] >= utcnow() + dt.timedelta(seconds=self.offline_after_s / 2))
+
+    def _hold(self, robot_id: str, run: RunInstance) -> None:
+        if run.state in ACTIVE_STATES and run.lease_expires_at is not None:
+            self._held[robot_id] = (run.id, run.state, run.lease_expires_at, time.monotonic())
+        else:
+            self._held.pop(robot_id, None)
 
     def lease_until(self) -> dt.datetime:
         return utcnow() + dt.timedelta(seconds=self.offline_after_s)
@@ -218,11 +270,11 @@ class Gateway:
                     (RunInstance.id == run.id) & (RunInstance.executor_id == run.executor_id)).execute()
             run.lease_expires_at = until
 
-    def _renew_all(self, robot_id: str) -> None:
+    def _renew_all(self, robot_ids: list[str]) -> None:
         due = utcnow() + dt.timedelta(seconds=self.offline_after_s / 2)
         with hubdb.atomic():
             RunInstance.update(lease_expires_at=self.lease_until()).where(
-                (RunInstance.executor_id == robot_id) & RunInstance.state.in_(ACTIVE_STATES)
+                RunInstance.executor_id.in_(robot_ids) & RunInstance.state.in_(ACTIVE_STATES)
                 & (RunInstance.lease_expires_at.is_null() | (RunInstance.lease_expires_at < due))).execute()
 
     def _touch(self, session: ExecutorSession, busy: bool | None = None) -> None:
@@ -230,6 +282,13 @@ class Gateway:
         seconds, not one per message; a live connection comes back online."""
         now_m = time.monotonic()
         session.extra["last_seen"] = now_m
+        if self.batched:
+            key = session.extra.get("connect_hash") or connect_hash(session.connect_id or "")
+            session.extra["connect_hash"] = key
+            if busy is None and session.robot_id in self._alive:
+                busy = self._alive[session.robot_id][1]
+            self._alive[session.robot_id] = (key, busy, session.push)
+            return
         if now_m - self._seen.get(session.robot_id, 0) < min(5, self.heartbeat_s / 3):
             return
         self._seen[session.robot_id] = now_m
@@ -240,6 +299,35 @@ class Gateway:
             Executor.update(**values).where(
                 (Executor.id == session.robot_id) & (Executor.connect_id == connect_hash(session.connect_id or ""))
             ).execute()
+
+    def flush(self) -> int:
+        """Write the liveness that heartbeats left in memory, and renew the leases of the
+        robots that never name their run: a statement or two per state and 500 robots,
+        whatever the number of heartbeats. Returns how many robots."""
+        pending, self._alive = self._alive, {}
+        groups: dict[bool | None, list[tuple[str, str, bool]]] = {}
+        for robot_id, (key, busy, push) in pending.items():
+            groups.setdefault(busy, []).append((robot_id, key, push))
+        now, written = utcnow(), 0
+        with hubdb.atomic():
+            for busy, rows in groups.items():
+                values = {"last_heartbeat": now} if busy is None else {
+                    "last_heartbeat": now, "state": "busy" if busy else "online"}
+                for i in range(0, len(rows), 500):
+                    # Checked right before the write: a socket that closed since said its last word.
+                    pairs = [(r, key) for r, key, push in rows[i:i + 500] if not push or self._connected(r, key)]
+                    if pairs:
+                        Executor.update(**values).where(
+                            peewee.Tuple(Executor.id, Executor.connect_id).in_(pairs)).execute()
+                        written += len(pairs)
+                        quiet = [r for r, _ in pairs if r not in self._names_runs]
+                        if quiet:
+                            self._renew_all(quiet)
+        return written
+
+    def _connected(self, robot_id: str, key: str) -> bool:
+        session = self.sessions.get(robot_id)
+        return session is not None and session.registered and session.extra.get("connect_hash") == key
 
     def reap(self) -> list[str]:
         """Mark executors offline after missed heartbeats; returns their ids."""
@@ -281,15 +369,19 @@ class Gateway:
 
     def report_logs(self, session: ExecutorSession, body) -> int:
         body = wire.parse(wire.ReportLogsBody, body)
-        run = self._own_run(session, body.runInstanceId)
-        rows = [{"run": run.id, "content": item.content, "screenshot": item.screenshot, "log_at": self._utc(item.logAt),
-                 "level": item.logLevel, "executor_id": session.robot_id} for item in body.logs]
+        # A run this robot was just seen holding, with a lease far from expiry, is not read again.
+        run = None if self._still_held(session.robot_id, body.runInstanceId) else \
+            self._own_run(session, body.runInstanceId)
+        rows = [(body.runInstanceId, item.content, item.screenshot, self._utc(item.logAt), item.logLevel,
+                 session.robot_id) for item in body.logs]
         with hubdb.atomic():
             if rows:
-                RunLog.insert_many(rows).execute()
-            if run.state == "dispatched":
+                insert_rows(RunLog, LOG_COLUMNS, rows)
+            if run is not None and run.state == "dispatched":
                 self._transition(run, "running", "first logs")
-        self.renew(run)
+        if run is not None:
+            self.renew(run)
+            self._hold(session.robot_id, run)
         self._touch(session)
         return len(rows)
 
@@ -323,6 +415,7 @@ class Gateway:
                            detail={"status": body.status, "errorCode": body.errorCode}, source=session.remote)
             self.hub.publish("run.finished", runId=run.id, status=body.status, errorCode=body.errorCode,
                              executorId=session.robot_id, stopRequested=stop_requested)
+        self._held.pop(session.robot_id, None)
 
     def report_video(self, session: ExecutorSession, body) -> None:
         body = wire.parse(wire.ReportVideoBody, body)

@@ -29,6 +29,10 @@ def parse_log_time(value):
     read in its configured zone (``naive_log_timezone``)."""
     if not isinstance(value, str):
         raise ValueError("must be a date-time string")
+    try:  # the common case, in C: both spellings, with or without offset (Python >= 3.11)
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        pass
     text = value.strip().replace("Z", "+00:00")
     if re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?", text):
         text = text.replace(" ", "T")
