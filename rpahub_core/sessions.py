@@ -67,6 +67,10 @@ class Uplink(Protocol):
     def ack(self, command: Command) -> None:
         """The command reached the executor (sent on its socket, or in a heartbeat answer)."""
 
+    def wake_waiting(self) -> int:
+        """Wake the push sessions of this process that have undelivered commands (queued by
+        another process); push transports call it every few seconds, once per process."""
+
     def resume(self, robot_id: str, connect_id: str) -> ExecutorSession:
         """The session of a registered robot presenting its connection id (HTTP)."""
 

@@ -174,3 +174,30 @@ def test_naive_log_times_follow_naive_log_timezone(hub):
                              ["resultValue"]["items"]) and len(items) == 3 and items, 5)
     assert [i["logAt"] for i in logs] == ["2024-05-01T08:00:00Z", "2024-05-01T08:00:01Z", "2024-05-01T00:00:02Z"]
     ws.close()
+
+
+def test_a_command_queued_by_another_process_reaches_the_socket_within_the_poll(hub):
+    """Another hub process queues the command in the database and cannot wake this one's
+    socket; one query per process every couple of seconds finds it for every socket."""
+    import sqlite3
+
+    target = register(hub, "wl-target")
+    try:
+        db = sqlite3.connect(hub.folder / "var" / "rpahub.db")
+        with db:
+            db.execute("INSERT INTO command (executor_id, action, body, created_at) VALUES (?, ?, ?, ?)",
+                       ("wl-target", "Error", json.dumps({"errorCode": PARAMETER_ERROR, "message": "from afar"}),
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())))
+        db.close()
+        deadline = time.monotonic() + 5
+        while True:
+            assert time.monotonic() < deadline, "the command never arrived"
+            send(target, "Heartbeat", {})  # keeps the socket from idling out meanwhile
+            try:
+                action, body = recv(target, timeout=0.5)
+            except websocket.WebSocketTimeoutException:
+                continue
+            if action == "Error" and body["message"] == "from afar":
+                break
+    finally:
+        target.close()

@@ -21,9 +21,8 @@ def _ms(seconds: float | None) -> float | None:
 def summary(values: list[float]) -> dict:
     """count, p50, p95, p99 and max, in milliseconds."""
     v = sorted(values)
-    ms = _ms
-    return {"count": len(v), "p50Ms": ms(percentile(v, 50)), "p95Ms": ms(percentile(v, 95)),
-            "p99Ms": ms(percentile(v, 99)), "maxMs": ms(v[-1] if v else None)}
+    return {"count": len(v), "p50Ms": _ms(percentile(v, 50)), "p95Ms": _ms(percentile(v, 95)),
+            "p99Ms": _ms(percentile(v, 99)), "maxMs": _ms(v[-1] if v else None)}
 
 
 class Recorder:

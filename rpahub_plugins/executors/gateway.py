@@ -459,6 +459,19 @@ class Gateway:
         else:
             self.hub.publish("executor.command", robotId=robot_id)
 
+    def wake_waiting(self) -> int:
+        """Wake this process's push sessions whose robots have commands not yet delivered
+        (queued by another process, whose wake-up did not reach this one). One query."""
+        if not self.sessions:
+            return 0
+        woken = 0
+        for row in Command.select(Command.executor_id).where(Command.delivered_at.is_null()).distinct():
+            session = self.sessions.get(row.executor_id)
+            if session is not None:
+                session.wake()
+                woken += 1
+        return woken
+
     def next_command(self, session: ExecutorSession) -> WireCommand | None:
         """The oldest command not yet delivered; :meth:`ack` it once it was sent."""
         while True:

@@ -97,7 +97,10 @@ class RobotHub:
         self.hub = hub
         self.idle_s = int(settings["heartbeat_s"]) * int(settings["missed_heartbeats"])
         self.ping_s = max(1, int(settings["heartbeat_s"]))
-        self.poll_s = 2.0  # commands queued by another process arrive at the latest after this
+        # Commands queued by another process arrive at the latest after this: one query per
+        # process, however many sockets it holds (the bus wakes sessions at once where it can).
+        self.poll_s = 2.0
+        self._poller = None
 
     def on_get(self, req, resp, robot_id):
         ws = req.env.get("wsgi.websocket")
@@ -110,6 +113,8 @@ class RobotHub:
         session = WsSession(robot_id, ws, req.remote_addr or "")
         import gevent
 
+        if self._poller is None:
+            self._poller = gevent.spawn(self._poll_forever)
         sender = gevent.spawn(self._downlink, session)
         try:
             self._uplink_loop(session)
@@ -169,12 +174,23 @@ class RobotHub:
             log.exception("unexpected failure on a frame from %s", session.robot_id)
             return error_frame(UNKNOWN_ERROR, "unexpected error (19999); the hub logged the details")
 
+    def _poll_forever(self) -> None:
+        import gevent
+
+        while True:
+            gevent.sleep(self.poll_s)
+            try:
+                with hubdb.connection():
+                    self.uplink.wake_waiting()
+            except Exception:
+                log.exception("looking for commands queued elsewhere failed; retrying")
+
     def _downlink(self, session: WsSession) -> None:
         import gevent
 
         last_ping = time.monotonic()
         while not session.ws.closed:
-            session.pending.wait(timeout=min(self.poll_s, self.ping_s))
+            session.pending.wait(timeout=max(0.0, self.ping_s - (time.monotonic() - last_ping)))
             session.pending.clear()
             try:
                 if session.registered:
