@@ -57,6 +57,30 @@ def _insert_sql(model, columns: tuple[str, ...], param: str) -> str:
     return f"INSERT INTO {quoted(model._meta.table_name)} ({names}) VALUES ({', '.join([param] * len(columns))})"
 
 
+class Prepared:
+    """A hot query whose SQL peewee builds once per kind of database; each call runs it
+    with new leading parameters, in the order the built query had them, the others (a
+    LIMIT) as built. Building a query's SQL costs more than SQLite takes to answer it."""
+
+    def __init__(self, build: Callable[[], peewee.Query]):
+        self.build = build
+        self._sql: dict[type, tuple[str, list]] = {}
+
+    def rows(self, *params) -> list[tuple]:
+        db = hubdb.database.obj
+        if type(db) not in self._sql:
+            self._sql[type(db)] = self.build().sql()
+        sql, built = self._sql[type(db)]
+        return db.execute_sql(sql, (*params, *built[len(params):])).fetchall()
+
+
+# The two statements behind every HTTP heartbeat: who is calling, and what waits for it.
+CONNECTION = Prepared(lambda: Executor.select(Executor.connect_id, Executor.state, Executor.transport,
+                                              Executor.supplier).where(Executor.id == ""))
+NEXT_COMMAND = Prepared(lambda: Command.select(Command.id, Command.action, Command.body, Command.run_id).where(
+    (Command.executor_id == "") & Command.delivered_at.is_null()).order_by(Command.id).limit(1))
+
+
 def connect_hash(connect_id: str) -> str:
     return hashlib.sha256(connect_id.encode()).hexdigest()[:32]
 
@@ -138,13 +162,14 @@ class Gateway:
         return executor.id if executor else ""
 
     def resume(self, robot_id: str, connect_id: str) -> ExecutorSession:
-        executor = Executor.get_or_none(Executor.id == robot_id)
-        if executor is None or not connect_id or executor.connect_id != connect_hash(connect_id):
+        found = CONNECTION.rows(robot_id)
+        if not found or not connect_id or found[0][0] != connect_hash(connect_id):
             raise Unauthorized("robotConnectId is not the current connection of robotId; register again")
-        if executor.state == "offline":
+        _, state, transport, supplier = found[0]
+        if state == "offline":
             raise Unauthorized("connection expired after missed heartbeats; register again")
-        return ExecutorSession(robot_id=robot_id, transport=executor.transport, connect_id=connect_id,
-                               registered=True, extra={"supplier": executor.supplier_id})
+        return ExecutorSession(robot_id=robot_id, transport=transport, connect_id=connect_id,
+                               registered=True, extra={"supplier": supplier})
 
     # -- admission (6.5.2a) ----------------------------------------------------
 
@@ -475,19 +500,19 @@ class Gateway:
     def next_command(self, session: ExecutorSession) -> WireCommand | None:
         """The oldest command not yet delivered; :meth:`ack` it once it was sent."""
         while True:
-            row = (Command.select().where((Command.executor_id == session.robot_id) & Command.delivered_at.is_null())
-                   .order_by(Command.id).first())
-            if row is None:
+            found = NEXT_COMMAND.rows(session.robot_id)
+            if not found:
                 return None
-            refresh = self.refreshers.get(row.action)
-            if refresh is None or not row.run_id:
-                return WireCommand(action=row.action, body=row.body, id=row.id)
-            fresh = refresh(row.run_id, session.robot_id)
+            command_id, action, body, run_id = found[0]
+            refresh = self.refreshers.get(action)
+            if refresh is None or not run_id:
+                return WireCommand(action=action, body=body, id=command_id)
+            fresh = refresh(run_id, session.robot_id)
             if fresh is not None:
-                return WireCommand(action=row.action, id=row.id,
+                return WireCommand(action=action, id=command_id,
                                    body=json.dumps(fresh, ensure_ascii=False, separators=(",", ":")))
             # The run moved on (started, finished, reassigned): sending it again could run it twice.
-            self.ack(WireCommand(action=row.action, body=None, id=row.id))
+            self.ack(WireCommand(action=action, body=None, id=command_id))
 
     def ack(self, command: WireCommand) -> None:
         with hubdb.atomic():
