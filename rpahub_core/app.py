@@ -15,7 +15,6 @@ from typing import Any
 
 import falcon
 import falcon.media
-import peewee
 
 from . import __version__
 from . import db as hubdb
@@ -76,8 +75,13 @@ def _http_error(req, resp, exc: falcon.HTTPError, params) -> None:
 def _unexpected(req, resp, exc: Exception, params) -> None:
     if isinstance(exc, falcon.HTTPError):
         return _http_error(req, resp, exc, params)
-    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
-        log.error("database unavailable on %s %s: %s", req.method, req.path, exc)
+    if hubdb.is_database_error(exc):
+        # Down, restarting, the pool exhausted, or a statement the database gave up on
+        # (deadlock, timeout): the caller retries; nothing of it was acknowledged.
+        if hubdb.unavailable(exc):
+            hubdb.availability.report(log, "requests answered 503", exc)
+        else:
+            log.warning("database error on %s %s, answered 503: %s", req.method, req.path, exc)
         resp.status = falcon.HTTP_503
         resp.set_header("Retry-After", "5")
         resp.media = envelope(None, successful=False, hint="database unavailable; retry later")

@@ -232,8 +232,8 @@ def rpahub_startup(hub):
             try:
                 with hubdb.connection():
                     d.tick()
-            except Exception:  # one bad tick never stops dispatching
-                log.exception("dispatch tick failed; retrying")
+            except Exception as exc:  # one bad tick never stops dispatching
+                hubdb.log_failure(log, "dispatch tick", exc)
                 gevent.sleep(1)
 
     hub.state["dispatch.loop"] = gevent.spawn(loop)

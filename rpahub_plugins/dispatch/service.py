@@ -243,6 +243,11 @@ class Dispatcher:
         from rpahub_plugins.executors.gateway import ACTIVE_STATES
         from rpahub_plugins.executors.models import RunInstance
 
+        if hubdb.availability.recovering(self.ex.gateway.offline_after_s):
+            # The database was away: leases expired because nobody could renew them, not
+            # because their executors went silent. Requeueing now would run them twice; they
+            # get a full offline timeout from the last failure to be heard again.
+            return 0
         lost = list(RunInstance.select().where(RunInstance.state.in_(ACTIVE_STATES)
                                                & (RunInstance.lease_expires_at < utcnow())).limit(500))
         count = 0

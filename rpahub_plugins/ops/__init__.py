@@ -134,8 +134,8 @@ def rpahub_startup(hub):
             try:
                 with hubdb.connection():
                     evaluator.evaluate()
-            except Exception:  # one bad round never stops the next
-                log.exception("alert evaluation failed; retrying")
+            except Exception as exc:  # one bad round never stops the next
+                hubdb.log_failure(log, "alert evaluation", exc)
 
     hub.state["ops.loop"] = gevent.spawn(loop)
 

@@ -246,8 +246,8 @@ class Schedules:
         try:
             with hubdb.connection():
                 self.fire_due()
-        except Exception:
-            log.exception("schedules: tick failed; the next tick retries")
+        except Exception as exc:  # the next tick retries
+            hubdb.log_failure(log, "schedules tick", exc)
 
     def fire_due(self, now: dt.datetime | None = None) -> list[ScheduleOccurrence]:
         """Handle every enabled schedule due at ``now`` (default: the clock); return the rows written."""
@@ -267,6 +267,10 @@ class Schedules:
             try:
                 row = self.fire(schedule_id, now)
             except Exception as exc:  # one broken schedule must not stop the others
+                if hubdb.unavailable(exc):
+                    # Not this schedule's fault: no backoff, no error recorded on it; the
+                    # database is away for the others too, and the next tick retries them all.
+                    raise
                 log.exception("schedules: schedule %s failed; the others go on", schedule_id)
                 self._retry_at[schedule_id] = now + self.error_backoff
                 self._note_error(schedule_id, f"{type(exc).__name__}: {exc}")
