@@ -141,3 +141,40 @@ def test_a_closed_or_replaced_socket_is_not_brought_back_online_by_a_late_flush(
     Executor.update(state="offline").where(Executor.id == "replaced").execute()
     assert gw.flush() == 1
     assert {e.id: e.state for e in Executor.select()} == {"gone": "offline", "replaced": "offline", "live": "online"}
+
+
+def test_liveness_heard_before_an_outage_is_not_written_as_fresh(desk):
+    """The flush could not run while the database was away: what it holds is written with
+    when it was heard, and news older than the offline timeout is dropped, not passed off
+    as a sign of life (nor used to renew leases)."""
+    gw = desk.ex.gateway
+    desk.robot("early")
+    desk.robot("late")
+    run = desk.submit(executor_id="early")
+    desk.d.tick()
+    lease = utcnow() + dt.timedelta(seconds=1)
+    RunInstance.update(lease_expires_at=lease).where(RunInstance.id == run.id).execute()
+    past = utcnow() - dt.timedelta(minutes=10)
+    Executor.update(last_heartbeat=past).execute()
+    gw.batched = True
+    gw.heartbeat(desk.sessions["early"], {})
+    gw.heartbeat(desk.sessions["late"], {})
+    key, busy, push, _ = gw._alive["early"]
+    gw._alive["early"] = (key, busy, push, utcnow() - dt.timedelta(seconds=gw.offline_after_s + 1))
+    heard = gw._alive["late"][3]
+    assert gw.flush() == 1
+    assert Executor.get_by_id("early").last_heartbeat == past
+    assert desk.run(run.id).lease_expires_at == lease
+    assert Executor.get_by_id("late").last_heartbeat == heard.replace(microsecond=0)
+
+
+def test_nobody_is_reaped_while_the_database_recovers(desk):
+    gw = desk.ex.gateway
+    desk.robot("r1")
+    Executor.update(last_heartbeat=utcnow() - dt.timedelta(hours=1)).execute()
+    hubdb.availability.failed()  # the database was away a moment ago
+    try:
+        assert gw.reap() == [] and Executor.get_by_id("r1").state == "online"
+    finally:
+        hubdb.availability.reset()
+    assert gw.reap() == ["r1"] and Executor.get_by_id("r1").state == "offline"

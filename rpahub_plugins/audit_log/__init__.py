@@ -96,8 +96,8 @@ def rpahub_startup(hub):
                     led.checkpoint(wait=False)  # another worker sequencing now does this round's work
             except HubError as exc:  # a busy writer or a ledger that no longer verifies: say so, retry
                 log.warning("audit checkpoint not signed: %s", exc.hint)
-            except Exception:  # one failed round never stops the next
-                log.exception("audit checkpoint failed; retrying in %ss", interval)
+            except Exception as exc:  # one failed round never stops the next
+                hubdb.log_failure(log, "audit checkpoint", exc)
 
     hub.state["audit_log.loop"] = gevent.spawn(loop)
 

@@ -73,8 +73,8 @@ def spawn(hub, autoscaler, tick_s: float, local):
                     elif was_leader and local() is not None:
                         local().stop_all()
                     was_leader = leader
-                except Exception:  # one bad tick never stops scaling
-                    log.exception("autoscale tick failed; retrying")
+                except Exception as exc:  # one bad tick never stops scaling
+                    hubdb.log_failure(log, "autoscale tick", exc)
                     gevent.sleep(1)
         finally:
             leadership.release()

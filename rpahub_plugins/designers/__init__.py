@@ -82,8 +82,8 @@ def rpahub_startup(hub):
             try:
                 with hubdb.connection():
                     d.sweep()
-            except Exception:  # one bad sweep never stops the next
-                log.exception("designer lease sweep failed; retrying")
+            except Exception as exc:  # one bad sweep never stops the next
+                hubdb.log_failure(log, "designer lease sweep", exc)
 
     hub.state["designers.loop"] = gevent.spawn(loop)
 

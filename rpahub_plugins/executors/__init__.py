@@ -179,8 +179,8 @@ def rpahub_startup(hub):
             try:
                 with hubdb.connection():
                     gateway.reap()
-            except Exception:
-                log.exception("executor reaper failed; retrying")
+            except Exception as exc:
+                hubdb.log_failure(log, "executor reaper", exc)
 
     def flush_forever():
         while True:
@@ -188,8 +188,8 @@ def rpahub_startup(hub):
             try:
                 with hubdb.connection():
                     gateway.flush()
-            except Exception:  # what it held is lost; the next heartbeats write it again
-                log.exception("writing executor liveness failed; retrying")
+            except Exception as exc:  # what it held is lost; the next heartbeats write it again
+                hubdb.log_failure(log, "writing executor liveness", exc)
 
     gateway.batched = True
     ex._reaper = gevent.spawn(reap_forever)

@@ -104,7 +104,8 @@ class Gateway:
         # at once), and the run a robot last named is remembered with its lease, so the row
         # is read again only to renew the lease or after recheck_s.
         self.batched = False
-        self._alive: dict[str, tuple[str, bool | None, bool]] = {}  # robot -> (connect hash, busy, push)
+        # robot -> (connect hash, busy, push, heard at): liveness not yet written
+        self._alive: dict[str, tuple[str, bool | None, bool, dt.datetime]] = {}
         self._held: dict[str, tuple[str, str, dt.datetime, float]] = {}  # robot -> (run, state, lease, checked)
         self.recheck_s = min(10.0, self.offline_after_s / 4)
         self._lock = threading.RLock()
@@ -312,7 +313,7 @@ class Gateway:
             session.extra["connect_hash"] = key
             if busy is None and session.robot_id in self._alive:
                 busy = self._alive[session.robot_id][1]
-            self._alive[session.robot_id] = (key, busy, session.push)
+            self._alive[session.robot_id] = (key, busy, session.push, utcnow())
             return
         if now_m - self._seen.get(session.robot_id, 0) < min(5, self.heartbeat_s / 3):
             return
@@ -330,14 +331,20 @@ class Gateway:
         robots that never name their run: a statement or two per state and 500 robots,
         whatever the number of heartbeats. Returns how many robots."""
         pending, self._alive = self._alive, {}
-        groups: dict[bool | None, list[tuple[str, str, bool]]] = {}
-        for robot_id, (key, busy, push) in pending.items():
-            groups.setdefault(busy, []).append((robot_id, key, push))
-        now, written = utcnow(), 0
+        # Each robot is written with when it was heard (to the second), not when the flush
+        # runs: after the database was away, old news must not pass for a sign of life.
+        now = utcnow()
+        stale = now - dt.timedelta(seconds=self.offline_after_s)
+        groups: dict[tuple[bool | None, dt.datetime], list[tuple[str, str, bool]]] = {}
+        for robot_id, (key, busy, push, heard) in pending.items():
+            if heard > stale:
+                groups.setdefault((busy, heard.replace(microsecond=0)), []).append((robot_id, key, push))
+        renew_after = now - dt.timedelta(seconds=self.offline_after_s / 2)
+        written = 0
         with hubdb.atomic():
-            for busy, rows in groups.items():
-                values = {"last_heartbeat": now} if busy is None else {
-                    "last_heartbeat": now, "state": "busy" if busy else "online"}
+            for (busy, heard), rows in groups.items():
+                values = {"last_heartbeat": heard} if busy is None else {
+                    "last_heartbeat": heard, "state": "busy" if busy else "online"}
                 for i in range(0, len(rows), 500):
                     # Checked right before the write: a socket that closed since said its last word.
                     pairs = [(r, key) for r, key, push in rows[i:i + 500] if not push or self._connected(r, key)]
@@ -346,7 +353,7 @@ class Gateway:
                             peewee.Tuple(Executor.id, Executor.connect_id).in_(pairs)).execute()
                         written += len(pairs)
                         quiet = [r for r, _ in pairs if r not in self._names_runs]
-                        if quiet:
+                        if quiet and heard > renew_after:
                             self._renew_all(quiet)
         return written
 
@@ -355,7 +362,10 @@ class Gateway:
         return session is not None and session.registered and session.extra.get("connect_hash") == key
 
     def reap(self) -> list[str]:
-        """Mark executors offline after missed heartbeats; returns their ids."""
+        """Mark executors offline after missed heartbeats; returns their ids. Not while
+        the database recovers: nobody could write a heartbeat while it was away."""
+        if hubdb.availability.recovering(self.offline_after_s):
+            return []
         cutoff = utcnow() - dt.timedelta(seconds=self.offline_after_s)
         with hubdb.atomic():
             stale = [e.id for e in Executor.select(Executor.id).where(

@@ -83,8 +83,8 @@ def rpahub_startup(hub):
             try:
                 with hubdb.connection():
                     f.sweep(int(settings["grace_s"]))
-            except Exception:  # one bad sweep never stops the next
-                log.exception("flow sweep failed; retrying")
+            except Exception as exc:  # one bad sweep never stops the next
+                hubdb.log_failure(log, "flow sweep", exc)
 
     hub.state["flows.loop"] = gevent.spawn(loop)
 

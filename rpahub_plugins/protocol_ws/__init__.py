@@ -170,7 +170,10 @@ class RobotHub:
         except HubError as exc:
             code = exc.code if exc.code in (DUPLICATE_CONNECTION, UNKNOWN_ERROR) else PARAMETER_ERROR
             return error_frame(code, exc.hint)
-        except Exception:
+        except Exception as exc:
+            if hubdb.is_database_error(exc):  # nothing of the frame was kept: the executor sends it again
+                hubdb.log_failure(log, "frames from executors", exc)
+                return error_frame(UNKNOWN_ERROR, "the hub's database is unavailable; send it again later")
             log.exception("unexpected failure on a frame from %s", session.robot_id)
             return error_frame(UNKNOWN_ERROR, "unexpected error (19999); the hub logged the details")
 
@@ -182,8 +185,8 @@ class RobotHub:
             try:
                 with hubdb.connection():
                     self.uplink.wake_waiting()
-            except Exception:
-                log.exception("looking for commands queued elsewhere failed; retrying")
+            except Exception as exc:
+                hubdb.log_failure(log, "looking for commands queued elsewhere", exc)
 
     def _downlink(self, session: WsSession) -> None:
         import gevent
@@ -204,10 +207,10 @@ class RobotHub:
                 if time.monotonic() - last_ping >= self.ping_s:
                     session.ws.send_frame(b"", session.ws.OPCODE_PING)
                     last_ping = time.monotonic()
-            except Exception:
+            except Exception as exc:
                 if session.ws.closed:
                     return
-                log.exception("downlink to %s failed; retrying", session.robot_id)
+                hubdb.log_failure(log, f"downlink to {session.robot_id}", exc)
                 gevent.sleep(1)
 
 
