@@ -77,6 +77,8 @@ setup(
             "websocket-client>=1.7,<2",
             "openapi-spec-validator>=0.7,<1",
             "hypothesis>=6.100,<7",
+            # Fuzzes every operation of /api/openapi.json in the test run (tests/test_api_fuzz.py).
+            "schemathesis>=4.32,<5",
             "ruff>=0.5,<1",
             "setuptools>=68",
             "wheel",

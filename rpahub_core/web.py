@@ -8,6 +8,7 @@ of every call that changes something, and ``/api/openapi.json``.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import typing
 from collections.abc import Callable, Iterable
@@ -30,25 +31,33 @@ ROBOT = "robot"  # operation(permission=ROBOT): only an admitted executor may ca
 ANY_PRINCIPAL = "principal"  # a signed-in person or an admitted executor (file upload)
 
 
-def _no_nul(value):
+def check_storable(value):
+    """Refuse (ValueError) what no column can hold: a string with NUL, an aware time outside
+    years 1-9999 in UTC; in lists too. Request shapes (``ApiModel``) run it on every field."""
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if isinstance(value, dt.datetime) and value.utcoffset():
+        try:  # 0001-01-01T00:00+01:00 is a valid ISO 8601 text, but no instant Python can hold in UTC
+            value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError("is out of range (before year 1 or after year 9999 in UTC)") from None
     if isinstance(value, list):
         for item in value:
-            _no_nul(item)
+            check_storable(item)
     return value
 
 
 class ApiModel(BaseModel):
-    """Base of request shapes: unknown fields are errors, not silently dropped, and no
-    string may hold NUL (PostgreSQL cannot store it; it is never meant)."""
+    """Base of request shapes: unknown fields are errors, not silently dropped, no
+    string may hold NUL (PostgreSQL cannot store it; it is never meant), and a time
+    with an offset must still be a time once converted to UTC."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @field_validator("*", mode="after")
     @classmethod
-    def _refuse_nul(cls, value):
-        return _no_nul(value)
+    def _refuse_unstorable(cls, value):
+        return check_storable(value)
 
 
 class PageQuery(ApiModel):
@@ -71,6 +80,7 @@ class Operation:
     raw_body: str | None = None  # e.g. "multipart/form-data": documented, not parsed
     status: int = 200
     audited: bool = True  # False only for liveness traffic (heartbeats, log streams)
+    produces: str | None = None  # a download: the media type of its success answer instead of the envelope
 
 
 def operation(
@@ -88,12 +98,15 @@ def operation(
     raw_body: str | None = None,
     status: int = 200,
     audited: bool = True,
+    produces: str | None = None,
 ) -> Callable:
     """Declare a responder: ``@operation(permission="users.manage", summary=..., body=UserIn)``.
 
     ``public=True`` needs no credentials (sign-in). ``permission=AUTHENTICATED`` lets
     any signed-in person call it; ``permission=ROBOT`` only an admitted executor.
     ``audit`` names the action in the audit log (default ``"<METHOD> <route>"``).
+    ``produces`` marks a download: its success answer is that media type (``"*/*"``: the
+    stored file's own), not the JSON envelope; its errors still are the envelope.
     """
     if not public and not permission:
         raise ValueError(f"operation {summary!r} needs a permission or public=True")
@@ -101,6 +114,7 @@ def operation(
         permission=permission, summary=summary, body=body, query=query, response=response,
         tags=tuple(tags), audit=audit, public=public, transactional=transactional,
         allow_password_change=allow_password_change, raw_body=raw_body, status=status, audited=audited,
+        produces=produces,
     )
 
     def mark(fn):
@@ -379,14 +393,20 @@ def openapi_document(routes: Routes, *, title: str, version: str) -> dict[str, A
             }
         elif op.raw_body:
             spec["requestBody"] = {"required": True, "content": {op.raw_body: {"schema": {}}}}
-        value_schema = _schema_ref(op.response, components) if op.response is not None else {}
-        spec["responses"][str(op.status)] = {
-            "description": "success",
-            "content": {"application/json": {"schema": {
-                "allOf": [{"$ref": "#/components/schemas/Envelope"},
-                          {"type": "object", "properties": {"resultValue": value_schema}}]
-            }}},
-        }
+        if op.produces:
+            spec["responses"][str(op.status)] = {
+                "description": "the file",
+                "content": {op.produces: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        else:
+            value_schema = _schema_ref(op.response, components) if op.response is not None else {}
+            spec["responses"][str(op.status)] = {
+                "description": "success",
+                "content": {"application/json": {"schema": {
+                    "allOf": [{"$ref": "#/components/schemas/Envelope"},
+                              {"type": "object", "properties": {"resultValue": value_schema}}]
+                }}},
+            }
         failure = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
         spec["responses"]["400"] = failure
         if not op.public:

@@ -29,6 +29,18 @@ def clean_name(name: str) -> str:
     return name[:255] or "file"
 
 
+def form_text(part, limit: int) -> str:
+    """A multipart form field as text, at most ``limit`` characters.
+
+    Falcon gives text only for ``text/plain`` parts (the default when a part has no
+    Content-Type); any other part is refused with a hint naming it, not a TypeError.
+    """
+    text = part.get_text()
+    if text is None:
+        raise BadRequest(f"{(part.name or '')[:64]}: a form field must be text/plain, not {part.content_type[:64]}")
+    return text[:limit]
+
+
 class FileStore:
     def __init__(self, root: Path, max_bytes: int):
         self.root = root

@@ -15,7 +15,7 @@ from rpahub_core.errors import BadRequest, Conflict, Forbidden, NotFound, Payloa
 from rpahub_core.web import ANY_PRINCIPAL, ApiModel, PageQuery, ok, operation, paginate
 
 from . import wire
-from .files import check_source
+from .files import check_source, form_text
 from .models import AllowedRobot, Executor, Licence, Package, PersonalFile, RunEvent, RunInstance, RunLog, Supplier
 
 TAGS = ("executors",)
@@ -433,7 +433,7 @@ def read_multipart(req, max_bytes: int) -> tuple[dict[str, str], bytes | None]:
                 fields["__filename"] = part.secure_filename if part.filename else "file"
                 fields["__content_type"] = part.content_type or "application/octet-stream"
             else:
-                fields[part.name] = part.get_text()[:1024]
+                fields[part.name] = form_text(part, 1024)
     except falcon.MediaMalformedError as exc:
         raise BadRequest(f"body: malformed multipart ({exc.description or 'bad form'})") from None
     return fields, data
@@ -508,7 +508,8 @@ class FileContent:
     def __init__(self, files):
         self.files = files
 
-    @operation(permission="files.read", summary="Download a stored file (HTTP Range supported)", tags=("files",))
+    @operation(permission="files.read", summary="Download a stored file (HTTP Range supported)", tags=("files",),
+               produces="*/*")
     def on_get(self, req, resp, file_id):
         row = self.files.get(file_id)
         send_file(req, resp, self.files.open(row), row.size, row.content_type, row.name)

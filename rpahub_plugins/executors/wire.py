@@ -10,16 +10,31 @@ import datetime as dt
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from rpahub_core.sessions import ProtocolError
-from rpahub_core.web import validation_errors
+from rpahub_core.web import check_storable, validation_errors
 
 RUN_ID = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_unstorable(cls, value):
+        # NUL in runInstanceId or a log's content made PostgreSQL raise DataError (a 500 / 19999).
+        return check_storable(value)
 
 
 def parse_log_time(value):

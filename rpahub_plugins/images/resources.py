@@ -9,6 +9,7 @@ import falcon
 
 from rpahub_core.errors import BadRequest, ValidationFailed
 from rpahub_core.web import PageQuery, ok, operation, paginate
+from rpahub_plugins.executors.files import form_text
 from rpahub_plugins.executors.resources import send_file
 
 from .models import Image, ImageVersion, Instance
@@ -116,10 +117,13 @@ class VersionList:
                     stored = self.files.save(part.stream, name=part.filename or "image", source="image",
                                              content_type=part.content_type or "", uploaded_by=f"{who.kind}:{who.id}")
                 elif part.name != "file":
-                    fields[part.name] = part.get_text()[:65536]
+                    fields[part.name] = form_text(part, 65536)
         except falcon.MediaMalformedError as exc:
             self._discard(stored)
             raise BadRequest(f"body: malformed multipart ({exc.description or 'bad form'})") from None
+        except BadRequest:
+            self._discard(stored)
+            raise
         try:
             version = fields.get("version", "")
             if not re.fullmatch(VERSION, version):
@@ -165,7 +169,7 @@ class VersionFile:
         self.images, self.files = images, files
 
     @operation(permission="images.read", summary="Download a version's image file (HTTP Range supported)",
-               tags=TAGS)
+               tags=TAGS, produces="*/*")
     def on_get(self, req, resp, image_id, version):
         row = self.images.version(image_id, version)
         resp.set_header("X-Content-SHA256", row.sha256)

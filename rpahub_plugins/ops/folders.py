@@ -15,7 +15,7 @@ import peewee
 
 from rpahub_core import db as hubdb
 from rpahub_core.errors import BadRequest, NotFound, PayloadTooLarge
-from rpahub_plugins.executors.files import FileStore
+from rpahub_plugins.executors.files import FileStore, form_text
 from rpahub_plugins.executors.models import PersonalFile, StoredFile
 
 SOURCE = "personal"  # StoredFile.source of what was uploaded straight into a folder
@@ -88,7 +88,7 @@ class Folders:
         try:
             for part in req.get_media():
                 if part.name == "name":
-                    name = part.get_text()[:255].strip() or None
+                    name = form_text(part, 255).strip() or None
                 elif part.name == "file" and stored is None:
                     try:
                         stored = store.save(part.stream, name=part.filename or "file",

@@ -72,7 +72,7 @@ class RunRecording:
         self.files = files
 
     @operation(permission="runs.read", summary="Watch a run's screen recording (HTTP Range lets a player seek)",
-               tags=RUNS)
+               tags=RUNS, produces="*/*")
     def on_get(self, req, resp, run_id):
         run = RunInstance.get_or_none(RunInstance.id == run_id)
         if run is None:
@@ -87,7 +87,8 @@ class RunScreenshot:
     def __init__(self, records: Records, files):
         self.records, self.files = records, files
 
-    @operation(permission="runs.read", summary="A screenshot one of the run's logs carries", tags=RUNS)
+    @operation(permission="runs.read", summary="A screenshot one of the run's logs carries", tags=RUNS,
+               produces="*/*")
     def on_get(self, req, resp, run_id, file_id):
         stream_stored(req, resp, self.files, self.records.screenshot_file(run_id, file_id))
 
@@ -248,7 +249,7 @@ class MyFileContent:
         self.folders = folders
 
     @operation(permission=AUTHENTICATED, summary="Download a file of my folder (HTTP Range supported)",
-               tags=FOLDERS)
+               tags=FOLDERS, produces="*/*")
     def on_get(self, req, resp, file_id):
         row = self.folders.get(file_id, req.context.principal.id)
         send_file(req, resp, self.folders.store.open(row.file), row.file.size, row.file.content_type, row.name)
@@ -293,7 +294,7 @@ class FolderFileContent:
         self.folders = folders
 
     @operation(permission="folders.manage", summary="Download a file from anyone's folder (HTTP Range supported)",
-               tags=FOLDERS)
+               tags=FOLDERS, produces="*/*")
     def on_get(self, req, resp, file_id):
         row = self.folders.get(file_id)
         send_file(req, resp, self.folders.store.open(row.file), row.file.size, row.file.content_type, row.name)

@@ -407,7 +407,7 @@ class Download:
         self.library = library
 
     @operation(permission="apps.use", summary="Download the production package for a local executor (6.1.2b)",
-               tags=MARKET, transactional=False)
+               tags=MARKET, transactional=False, produces="application/zip")
     def on_get(self, req, resp, app_id):
         from rpahub_plugins.executors import state
 

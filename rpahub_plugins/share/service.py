@@ -72,6 +72,8 @@ class Library:
         return app
 
     def update(self, app: App, fields: dict) -> App:
+        # null leaves a field as it is, except where it means "back to the default".
+        fields = {k: v for k, v in fields.items() if v is not None or k in ("maxAttempts", "backoffSeconds", "policy")}
         if "parameters" in fields:
             check_schema(fields["parameters"])
         self._check_policy(fields)
