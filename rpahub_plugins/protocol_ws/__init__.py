@@ -193,10 +193,10 @@ class RobotHub:
 
         last_ping = time.monotonic()
         while not session.ws.closed:
-            session.pending.wait(timeout=max(0.0, self.ping_s - (time.monotonic() - last_ping)))
+            woken = session.pending.wait(timeout=max(0.0, self.ping_s - (time.monotonic() - last_ping)))
             session.pending.clear()
             try:
-                if session.registered:
+                if woken and session.registered:  # a timeout is only time to ping
                     with hubdb.connection():
                         while session.registered:
                             command = self.uplink.next_command(session)
