@@ -118,12 +118,17 @@ class Dispatcher:
         kinds = {s.code: tuple(getattr(self.ex.adapters.get(s.adapter), "package_kinds", ()) or ())
                  for s in Supplier.select(Supplier.code, Supplier.adapter)}
         alive = utcnow() - dt.timedelta(seconds=self.ex.gateway.offline_after_s)
-        out = {}
-        for e in Executor.select().where((Executor.state != "offline") & (Executor.last_heartbeat >= alive)):
-            active = load.get(e.id, 0)
-            if active < e.slots:
-                out[e.id] = Candidate(id=e.id, supplier=e.supplier_id, labels=tuple(json.loads(e.labels)),
-                                      active=active, slots=e.slots, extra={"kinds": kinds.get(e.supplier_id, ())})
+        out, labels_of = {}, {}  # most executors share a handful of label sets: parse each once
+        # Plain tuples, not model instances: a fleet of 10,000 is read on every placement.
+        for robot_id, supplier, labels, slots in (
+                Executor.select(Executor.id, Executor.supplier, Executor.labels, Executor.slots)
+                .where((Executor.state != "offline") & (Executor.last_heartbeat >= alive)).tuples()):
+            active = load.get(robot_id, 0)
+            if active < slots:
+                if labels not in labels_of:
+                    labels_of[labels] = tuple(json.loads(labels))
+                out[robot_id] = Candidate(id=robot_id, supplier=supplier, labels=labels_of[labels], active=active,
+                                          slots=slots, extra={"kinds": kinds.get(supplier, ())})
         return out
 
     def tick(self) -> int:
