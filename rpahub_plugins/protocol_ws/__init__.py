@@ -42,12 +42,12 @@ def error_frame(code: int, message: str) -> str:
 
 
 class WsSession(ExecutorSession):
-    def __init__(self, robot_id: str, ws, remote: str):
-        import gevent.event
-
+    def __init__(self, robot_id: str, ws, remote: str, on_wake=None):
         super().__init__(robot_id=robot_id, transport="ws", remote=remote, push=True)
         self.ws = ws
-        self.pending = gevent.event.Event()
+        self.on_wake = on_wake  # the transport delivers what waits (RobotHub._wake)
+        self.sender = None  # the greenlet delivering commands, while there are some
+        self.again = False  # woken while the sender was busy: it looks once more
         self.extra["last_seen"] = time.monotonic()
 
     def send(self, text: str) -> None:
@@ -56,7 +56,8 @@ class WsSession(ExecutorSession):
         self.ws.send(text)
 
     def wake(self) -> None:
-        self.pending.set()
+        if self.on_wake is not None:
+            self.on_wake(self)
 
     def close(self, code: int | None, message: str) -> None:
         try:
@@ -100,7 +101,10 @@ class RobotHub:
         # Commands queued by another process arrive at the latest after this: one query per
         # process, however many sockets it holds (the bus wakes sessions at once where it can).
         self.poll_s = 2.0
-        self._poller = None
+        # A socket costs its reading greenlet only: one pinger and one poller per process,
+        # and a sender greenlet just while commands are being delivered (RSS per executor).
+        self.sockets: dict[int, WsSession] = {}  # by id(): sessions compare by value
+        self._background = None
 
     def on_get(self, req, resp, robot_id):
         ws = req.env.get("wsgi.websocket")
@@ -110,16 +114,18 @@ class RobotHub:
             ws.send(error_frame(PARAMETER_ERROR, "id: 1 to 128 characters"))
             ws.close()
             return
-        session = WsSession(robot_id, ws, req.remote_addr or "")
+        session = WsSession(robot_id, ws, req.remote_addr or "", on_wake=self._wake)
         import gevent
 
-        if self._poller is None:
-            self._poller = gevent.spawn(self._poll_forever)
-        sender = gevent.spawn(self._downlink, session)
+        if self._background is None:
+            self._background = [gevent.spawn(self._poll_forever), gevent.spawn(self._ping_forever)]
+        self.sockets[id(session)] = session
         try:
             self._uplink_loop(session)
         finally:
-            sender.kill()
+            self.sockets.pop(id(session), None)
+            if session.sender is not None:
+                session.sender.kill()
             with hubdb.connection():
                 self.uplink.disconnected(session)
             if not ws.closed:
@@ -188,15 +194,34 @@ class RobotHub:
             except Exception as exc:
                 hubdb.log_failure(log, "looking for commands queued elsewhere", exc)
 
-    def _downlink(self, session: WsSession) -> None:
+    def _ping_forever(self) -> None:
         import gevent
 
-        last_ping = time.monotonic()
+        while True:
+            gevent.sleep(self.ping_s)
+            for session in list(self.sockets.values()):
+                try:
+                    session.ws.send_frame(b"", session.ws.OPCODE_PING)
+                except Exception:  # a dead socket: its reading greenlet ends it
+                    pass
+
+    def _wake(self, session: WsSession) -> None:
+        import gevent
+
+        if session.sender is None or session.sender.dead:
+            session.sender = gevent.spawn(self._deliver, session)
+        else:
+            session.again = True
+
+    def _deliver(self, session: WsSession) -> None:
+        """Send what waits for the robot, in order; end when nothing does (a wake during
+        the round makes it look again: there is no yield between that check and the end)."""
+        import gevent
+
         while not session.ws.closed:
-            woken = session.pending.wait(timeout=max(0.0, self.ping_s - (time.monotonic() - last_ping)))
-            session.pending.clear()
+            session.again = False
             try:
-                if woken and session.registered:  # a timeout is only time to ping
+                if session.registered:
                     with hubdb.connection():
                         while session.registered:
                             command = self.uplink.next_command(session)
@@ -204,14 +229,14 @@ class RobotHub:
                                 break
                             session.send(frame(command.action, command.body))  # raises if the socket died
                             self.uplink.ack(command)
-                if time.monotonic() - last_ping >= self.ping_s:
-                    session.ws.send_frame(b"", session.ws.OPCODE_PING)
-                    last_ping = time.monotonic()
             except Exception as exc:
                 if session.ws.closed:
                     return
                 hubdb.log_failure(log, f"downlink to {session.robot_id}", exc)
                 gevent.sleep(1)
+                session.again = True
+            if not session.again:
+                return
 
 
 class WebSocketTransport:
