@@ -320,6 +320,34 @@ def upload(client, token, data, name="report.xlsx", display=None):
         **bearer(token), "Content-Type": f"multipart/form-data; boundary={boundary}"})
 
 
+def upload_file(client, token, data, name="scan.pdf"):
+    """A.2.7 ``/v1/file/file/upload``: a stored file, not yet in anyone's folder."""
+    boundary = "a27BOUNDARY"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    r = client.simulate_post("/v1/file/file/upload", body=body, headers={
+        **bearer(token), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code in (200, 201), r.json
+    return r.json["resultValue"]["fileId"]
+
+
+def file_into_folder(client, token, file_id, **extra):
+    return client.simulate_post("/design/personalfile", headers=bearer(token), json={"fileId": file_id, **extra})
+
+
+def test_a_file_id_is_no_key_to_someone_elses_file(desk, client, person):
+    """File ids travel in run logs, recordings and feedback: knowing one must not let a
+    person file another's upload into their own folder and read it from there (A.2.8)."""
+    owner, stranger = person("li.qiang"), person("wang.fang")
+    file_id = upload_file(client, owner, b"salary list")
+    r = file_into_folder(client, stranger, file_id)
+    assert r.status_code == 403 and r.json["resultHint"] == "fileId: not uploaded by this person", r.json
+    assert get(client, stranger, "/api/v1/me/files").json["resultValue"]["total"] == 0
+    assert file_into_folder(client, owner, file_id, fileName="工资表.xlsx").status_code == 200
+    [mine] = get(client, owner, "/api/v1/me/files").json["resultValue"]["items"]
+    assert mine["name"] == "工资表.xlsx" and get(client, owner, mine["url"]).content == b"salary list"
+
+
 def test_my_folder_lists_searches_downloads_and_deletes_my_files(desk, client, person):
     me = person("li.qiang")
     r = upload(client, me, b"month end figures", name="may.xlsx")
@@ -399,6 +427,14 @@ def test_the_quota_refuses_an_upload_that_would_exceed_it(tmp_path, database_url
         usage = get(client, token, "/api/v1/me/files/usage").json["resultValue"]
         assert usage["files"] == 1 and usage["usedBytes"] == 1000
         assert upload(client, token, b"z" * 40).status_code == 201  # what still fits is accepted
+        # Filing an uploaded file through A.2.8 counts against the same quota, however often.
+        file_id = upload_file(client, token, b"w" * 5)
+        assert file_into_folder(client, token, file_id).status_code == 200
+        r = file_into_folder(client, token, upload_file(client, token, b"v" * 100))
+        assert r.status_code == 413 and "quota" in r.json["resultHint"], r.json
+        # 1045 bytes used: the same 5 bytes filed again would make 1050 of 1048.
+        assert [file_into_folder(client, token, file_id).status_code for _ in range(3)] == [413] * 3
+        assert get(client, token, "/api/v1/me/files/usage").json["resultValue"]["usedBytes"] == 1045
         r = client.simulate_post("/api/v1/me/files", json={}, headers=bearer(token))
         assert r.status_code == 400 and "Content-Type" in r.json["resultHint"]
     finally:
@@ -443,6 +479,53 @@ def test_resources_group_instances_executors_and_designers_by_host(desk, client,
     assert [i["id"] for h in everything["hosts"] if h["host"] == "node-b" for i in h["instances"]] == ["i2"]
     assert get(client, person("zhao.lei"), "/api/v1/ops/resources").status_code == 403
     assert get(client, admin_token, "/api/v1/ops/resources", refresh="maybe").status_code == 400
+
+
+def test_refresh_asks_each_instances_provider_and_reports_the_one_that_failed(desk, client, admin_token):
+    """6.3.2e fed by rpahub_cloud_providers: a refresh reads every live instance's VM from
+    its provider, moves it to the host it reports, and a failing provider is named, not fatal."""
+    from rpahub_core import hookimpl
+    from rpahub_plugins.images.models import Instance
+
+    class Farm:
+        name = "farm"
+        asked = []
+
+        def start(self, instance):
+            return {"state": "starting"}
+
+        def stop(self, instance):
+            pass
+
+        def describe(self, instance):
+            self.asked.append(instance.id)
+            if instance.id == "i-bad":
+                raise RuntimeError("farm API timed out")
+            return {"state": "running", "host": "farm-9", "cpu": 2, "memoryMb": 4096}
+
+    class FarmPlugin:
+        @hookimpl
+        def rpahub_cloud_providers(self, hub):
+            return [Farm()]
+
+    for instance_id in ("i-ok", "i-bad"):
+        Instance.create(id=instance_id, image_id="img", image_name="win-executor", version_id="v", version="1.0",
+                        kind="executor", provider="farm", state="starting", host="pending", started_by="admin")
+    desk.hub.pm.register(FarmPlugin(), name="farm")
+    try:
+        plain = get(client, admin_token, "/api/v1/ops/resources").json["resultValue"]
+        assert Farm.asked == [] and {h["host"] for h in plain["hosts"]} >= {"pending"}
+        r = get(client, admin_token, "/api/v1/ops/resources", refresh="true")
+        assert r.status_code == 200, r.json
+        v = r.json["resultValue"]
+        assert sorted(Farm.asked) == ["i-bad", "i-ok"] and "farm" in v["providers"]
+        hosts = {h["host"]: h for h in v["hosts"]}
+        [ok] = hosts["farm-9"]["instances"]
+        assert (ok["id"], ok["state"]) == ("i-ok", "running")
+        assert [i["id"] for i in hosts["pending"]["instances"]] == ["i-bad"]
+        assert len(v["problems"]) == 1 and "i-bad" in v["problems"][0] and "timed out" in v["problems"][0]
+    finally:
+        desk.hub.pm.unregister(name="farm")
 
 
 def test_resources_degrade_without_the_images_and_designers_plugins(tmp_path, database_url):

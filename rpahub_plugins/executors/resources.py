@@ -492,11 +492,14 @@ class PersonalFiles:
             if b.userId and b.userId != run.user_id:
                 raise Forbidden("userId: a robot may only file for the user of its run")
             owner_id, owner_name = run.user_id, run.user_name
-            if stored.uploaded_by != f"robot:{who.id}":
-                raise Forbidden("fileId: not uploaded by this executor")
         else:
             owner_id, owner_name = who.id, who.name
+        if stored.uploaded_by != f"{who.kind}:{who.id}":  # a file id is no key to someone else's file
+            raise Forbidden(f"fileId: not uploaded by this {'executor' if who.kind == 'robot' else 'person'}")
         with hubdb.atomic():
+            admit = self.hub.state.get("personal_folders.admit")  # the folder quota (ops plugin, 6.3.2d)
+            if admit is not None:
+                admit(owner_id, stored.size)
             row = PersonalFile.create(file=stored, owner_id=owner_id, owner_name=owner_name,
                                       name=b.fileName or stored.name, run_id=b.runInstanceId,
                                       added_by=f"{who.kind}:{who.id}")

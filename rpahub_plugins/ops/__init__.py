@@ -57,6 +57,8 @@ def folders(hub) -> Folders:
         from rpahub_plugins.executors import state
 
         hub.state["ops.folders"] = Folders(hub, state(hub).files, settings(hub)["personal_quota_mb"])
+        # What /design/personalfile (executors plugin) asks before filing into a folder.
+        hub.state["personal_folders.admit"] = hub.state["ops.folders"].admit
     return hub.state["ops.folders"]
 
 

@@ -124,6 +124,14 @@ class Folders:
             f"(DELETE /api/v1/me/files/{{id}}) or ask an administrator to raise personal_quota_mb",
             value={"usedBytes": used, "quotaBytes": self.quota})
 
+    def admit(self, owner_id: str, size: int) -> None:
+        """Inside the caller's transaction: refuse (413) a file that would take the folder
+        past its quota. The executors plugin asks it before filing through A.2.8."""
+        lock_owner(owner_id)
+        used, _ = self.used(owner_id)
+        if used + size > self.quota:
+            raise self._over(used, size)
+
     def delete(self, row: PersonalFile) -> None:
         """Remove the entry. A file uploaded straight into the folder and listed nowhere else
         loses its stored row too; its bytes stay (content-addressed, they may be shared)."""
