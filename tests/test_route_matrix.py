@@ -133,3 +133,36 @@ def test_hostile_path_parameters_are_a_400_not_a_500(app, client, admin_token):
             r = client.simulate_request(method, hostile, headers={"Authorization": f"Bearer {admin_token}"},
                                         json={} if method in MUTATING else None)
             assert r.status_code == 400, (method, hostile[:80], r.status_code)
+
+
+# Routes outside /api/v1/ that declare no operation pass the guard unauthenticated, so each
+# one is here with why that is right; a new one fails the test below until it is added.
+UNDECLARED = {
+    ("/healthz", "GET"): "liveness for load balancers, no data",
+    ("/readyz", "GET"): "readiness for load balancers, no data",
+    ("/metrics", "GET"): "Prometheus scrape, aggregate figures only",
+    ("/api/openapi.json", "GET"): "the published API description",
+    ("/v1/packages/{package_id}/download", "GET"): "authorised by the run-bound signed link it carries",
+    ("/v1/licence/public-key", "GET"): "executors verify licences offline with it",
+    ("/robothub/{robot_id}", "GET"): "the WebSocket protocol: Register is its authentication (A.1)",
+}
+
+
+def test_every_route_outside_the_api_declares_its_rule_or_is_listed_as_public(app):
+    from rpahub_core.web import METHODS, operation_of
+
+    undeclared = {(r.path, m.upper()) for r in app.hub.routes.items for m in METHODS
+                  if hasattr(r.resource, f"on_{m.lower()}") and operation_of(r.resource, m) is None}
+    assert not any(path.startswith(API_PREFIX) for path, _ in undeclared)
+    assert undeclared == set(UNDECLARED), f"declare an operation or list it here: {undeclared ^ set(UNDECLARED)}"
+
+
+def test_peoples_tokens_never_open_the_robot_interfaces(app, client, admin_token):
+    """SEC-1, the other way round: an administrator's bearer token is no robot credential."""
+    robot_ops = [(route.path, method) for route, method, op in app.hub.routes.operations() if op.permission == "robot"]
+    assert len(robot_ops) >= 5
+    for path, method in robot_ops:
+        r = client.simulate_request(method.upper(), path, json={"runInstanceId": "x"},
+                                    headers={"Authorization": f"Bearer {admin_token}", "robotId": "robot-001"})
+        assert r.status_code in (401, 403), (path, r.status_code)
+        assert r.json["successful"] is False, path
