@@ -195,15 +195,24 @@ class RobotHub:
                 hubdb.log_failure(log, "looking for commands queued elsewhere", exc)
 
     def _ping_forever(self) -> None:
+        """Ping every socket once per period, spread over it in small batches: 10,000
+        pings sent in one go would stall the worker for a good part of a second."""
         import gevent
 
+        batch = 50
         while True:
-            gevent.sleep(self.ping_s)
-            for session in list(self.sockets.values()):
-                try:
-                    session.ws.send_frame(b"", session.ws.OPCODE_PING)
-                except Exception:  # a dead socket: its reading greenlet ends it
-                    pass
+            sessions = list(self.sockets.values())
+            if not sessions:
+                gevent.sleep(self.ping_s)
+                continue
+            pause = self.ping_s * batch / len(sessions)
+            for i in range(0, len(sessions), batch):
+                for session in sessions[i:i + batch]:
+                    try:
+                        session.ws.send_frame(b"", session.ws.OPCODE_PING)
+                    except Exception:  # a dead socket: its reading greenlet ends it
+                        pass
+                gevent.sleep(min(pause, self.ping_s))
 
     def _wake(self, session: WsSession) -> None:
         import gevent
