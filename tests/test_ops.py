@@ -275,6 +275,13 @@ def test_stats_count_states_results_rates_durations_and_queue_waits(desk, client
     assert all(len(g["key"]) == 16 for g in hours) and sum(g["total"] for g in hours) == 5
     only_r1 = get(client, admin_token, "/api/v1/ops/stats", executorId="r1").json["resultValue"]["runs"]
     assert only_r1["total"] == 2 and only_r1["successRate"] == 1.0
+    # Prometheus shows the last 24 h the way the stats API does.
+    day = get(client, admin_token, "/api/v1/ops/stats",
+              **{"from": (utcnow() - dt.timedelta(hours=24)).isoformat()}).json["resultValue"]["runs"]
+    text = client.simulate_get("/metrics").text
+    assert f"rpahub_ops_run_success_ratio {float(day['successRate'])}" in text
+    assert f'rpahub_ops_run_seconds{{measure="duration",stat="p95"}} {float(day["duration"]["p95"])}' in text
+    assert f'rpahub_ops_run_seconds{{measure="queue_wait",stat="max"}} {float(day["queueWait"]["max"])}' in text
 
 
 def test_stats_and_metrics_show_the_queue_and_expiring_licences(desk, app, client, admin_token):

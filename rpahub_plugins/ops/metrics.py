@@ -3,12 +3,14 @@ so every worker of the hub reports the same numbers whichever one is scraped."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import peewee
 from prometheus_client.core import GaugeMetricFamily
 
 from rpahub_core import db as hubdb
+from rpahub_core.db import utcnow
 from rpahub_plugins.executors.models import RunInstance
 
 from .models import AlertRule
@@ -37,10 +39,14 @@ class OpsCollector:
             GaugeMetricFamily("rpahub_ops_licences_expiring", "Robots or pools whose licence ends within the window",
                               labels=["within_days"]),
             GaugeMetricFamily("rpahub_ops_alerts_firing", "Alert rules firing now", labels=["severity"]),
+            GaugeMetricFamily("rpahub_ops_run_success_ratio",
+                              "Successes among runs created in the last 24 h that ended on their own"),
+            GaugeMetricFamily("rpahub_ops_run_seconds", "Runs created in the last 24 h: duration (started to "
+                              "finished) and queue wait (created to dispatched)", labels=["measure", "stat"]),
         )
 
     def collect(self):
-        runs, executors, qlen, qwait, licences, alerts = self._families()
+        runs, executors, qlen, qwait, licences, alerts, success, seconds = self._families()
         try:
             with hubdb.connection():
                 counts = dict(RunInstance.select(RunInstance.state, peewee.fn.COUNT(RunInstance.id))
@@ -50,6 +56,8 @@ class OpsCollector:
                 expiring = len(self.stats.licences(self.licence_days))
                 firing = dict(AlertRule.select(AlertRule.severity, peewee.fn.COUNT(AlertRule.id))
                               .where(AlertRule.firing_event_id.is_null(False)).group_by(AlertRule.severity).tuples())
+                now = utcnow()
+                day = self.stats.runs(start=now - dt.timedelta(hours=24), end=now)  # what GET /ops/stats says
         except Exception:  # a scrape during a database outage reports nothing rather than failing
             log.exception("ops metrics could not be read")
             return
@@ -62,4 +70,10 @@ class OpsCollector:
         licences.add_metric([str(self.licence_days)], expiring)
         for severity in ("info", "warning", "critical"):
             alerts.add_metric([severity], firing.get(severity, 0))
-        yield from (runs, executors, qlen, qwait, licences, alerts)
+        if day["successRate"] is not None:
+            success.add_metric([], day["successRate"])
+        for measure, figures in (("duration", day["duration"]), ("queue_wait", day["queueWait"])):
+            for stat in ("mean", "p95", "max"):
+                if figures[stat] is not None:
+                    seconds.add_metric([measure, stat], figures[stat])
+        yield from (runs, executors, qlen, qwait, licences, alerts, success, seconds)
