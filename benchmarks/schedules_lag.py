@@ -3,8 +3,11 @@ worst case: every occurrence of a minute falls due in the same tick).
 
     python -m benchmarks.schedules_lag [--schedules 10000] [--minutes 3]
 
-Lag is ``fired_at - occurrence`` of each handled occurrence, read from the hub's
-database; the runs they create wait in the queue of a pool with no executor.
+Lag is the time from each occurrence to the creation of its run (``run_instance.created_at``
+in the hub's database; a handled occurrence records the time of the tick that took it,
+not when its turn came). The runs wait in the queue of a pool with no executor.
+``--profile FILE`` records the worker with py-spy (installed separately) from the first
+occurrence on, for 20 s.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--schedules", type=int, default=10000)
     ap.add_argument("--minutes", type=int, default=3)
+    ap.add_argument("--profile", metavar="FILE", help="py-spy raw samples of the worker while the first minute fires")
     args = ap.parse_args()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     with Hub() as hub:
@@ -51,14 +55,21 @@ def main() -> None:
         with sqlite3.connect(db_path, timeout=60) as db:
             db.execute("UPDATE schedule SET anchor = ?, next_run_at = ?", (first.isoformat(" "), first.isoformat(" ")))
         c0 = cpu_s(hub.worker)
+        if args.profile:
+            import subprocess
+
+            time.sleep(max(0.0, (first - dt.datetime.now(dt.UTC).replace(tzinfo=None)).total_seconds()))
+            subprocess.run(["py-spy", "record", "-p", str(hub.worker), "-d", "20", "-r", "100", "-f", "raw",
+                            "-o", args.profile, "--nonblocking"], check=False, capture_output=True)
         end = first + dt.timedelta(minutes=args.minutes, seconds=30)
         while dt.datetime.now(dt.UTC).replace(tzinfo=None) < end:
             time.sleep(5)
         cpu = cpu_s(hub.worker) - c0
         with sqlite3.connect(db_path, timeout=60) as db:
-            rows = db.execute("SELECT occurrence, fired_at, outcome FROM schedule_occurrence").fetchall()
+            rows = db.execute("SELECT o.occurrence, r.created_at, o.outcome FROM schedule_occurrence o "
+                              "LEFT JOIN run_instance r ON r.id = o.run_id").fetchall()
     parse = dt.datetime.fromisoformat
-    lags = [(parse(f) - parse(o)).total_seconds() for o, f, outcome in rows if outcome == "fired"]
+    lags = [(parse(f) - parse(o)).total_seconds() for o, f, outcome in rows if outcome == "fired" and f]
     by_minute: dict[str, int] = {}
     for o, _, _ in rows:
         by_minute[o[:16]] = by_minute.get(o[:16], 0) + 1
