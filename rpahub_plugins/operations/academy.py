@@ -13,7 +13,7 @@ from rpahub_core.auth import UserPrincipal
 from rpahub_core.db import utcnow
 from rpahub_core.errors import BadRequest, Conflict, NotFound
 
-from .content import publishing
+from .content import published_or_404, publishing, tags_json
 from .models import Course, Enrolment, Lesson, LessonProgress
 
 
@@ -28,14 +28,11 @@ class Academy:
     # -- courses -----------------------------------------------------------------------
 
     def course(self, course_id: str, who: UserPrincipal) -> Course:
-        row = Course.get_or_none(Course.id == course_id)
-        if row is None or (not row.published and not who.can("content.manage")):
-            raise NotFound(f"course {course_id} not found")
-        return row
+        return published_or_404(Course, course_id, who.can("content.manage"), "course")
 
     def create(self, data, who: UserPrincipal) -> Course:
         row = Course(title=data.title.strip(), summary=data.summary, description=data.description, level=data.level,
-                     tags=json.dumps(list(dict.fromkeys(data.tags)), ensure_ascii=False), author_id=who.id,
+                     tags=tags_json(data.tags), author_id=who.id,
                      author_name=who.name)
         publishing(row, data.published)
         with hubdb.atomic():
@@ -51,7 +48,7 @@ class Academy:
         if changes.get("title") is not None:
             row.title = changes["title"].strip()
         if changes.get("tags") is not None:
-            row.tags = json.dumps(list(dict.fromkeys(changes["tags"])), ensure_ascii=False)
+            row.tags = tags_json(changes["tags"])
         publishing(row, changes.get("published"))
         row.updated_at = utcnow()
         row.save()

@@ -18,6 +18,19 @@ from .models import NewsItem
 HOT_SUBSCRIPTION_WEIGHT = 3  # a new subscriber says more about interest than one more run
 
 
+def tags_json(tags) -> str:
+    """Tags as stored: each once, in the order given."""
+    return json.dumps(list(dict.fromkeys(tags)), ensure_ascii=False)
+
+
+def published_or_404(model, row_id: str, can_see_drafts: bool, what: str):
+    """The row, if it is published or the reader may see drafts; a draft does not exist for readers."""
+    row = model.get_or_none(model.id == row_id)
+    if row is None or (not row.published and not can_see_drafts):
+        raise NotFound(f"{what} {row_id} not found")
+    return row
+
+
 def publishing(row, published: bool | None) -> None:
     """Set the published flag; the first publication stamps ``published_at`` and keeps it."""
     if published is None:
@@ -32,14 +45,11 @@ class Newsroom:
         self.hub = hub
 
     def get(self, news_id: str, who: UserPrincipal) -> NewsItem:
-        row = NewsItem.get_or_none(NewsItem.id == news_id)
-        if row is None or (not row.published and not who.can("content.manage")):
-            raise NotFound(f"news item {news_id} not found")  # a draft does not exist for readers
-        return row
+        return published_or_404(NewsItem, news_id, who.can("content.manage"), "news item")
 
     def create(self, data, who: UserPrincipal) -> NewsItem:
         row = NewsItem(kind=data.kind, title=data.title.strip(), summary=data.summary, body=data.body,
-                       region=data.region, tags=json.dumps(list(dict.fromkeys(data.tags)), ensure_ascii=False),
+                       region=data.region, tags=tags_json(data.tags),
                        author_id=who.id, author_name=who.name)
         publishing(row, data.published)
         with hubdb.atomic():
@@ -56,7 +66,7 @@ class Newsroom:
         if changes.get("title") is not None:
             row.title = changes["title"].strip()
         if changes.get("tags") is not None:
-            row.tags = json.dumps(list(dict.fromkeys(changes["tags"])), ensure_ascii=False)
+            row.tags = tags_json(changes["tags"])
         publishing(row, changes.get("published"))
         row.updated_at = utcnow()
         with hubdb.atomic():

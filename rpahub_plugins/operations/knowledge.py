@@ -19,9 +19,10 @@ from peewee import fn
 from rpahub_core import db as hubdb
 from rpahub_core.auth import UserPrincipal
 from rpahub_core.db import utcnow
-from rpahub_core.errors import BadRequest, NotFound
+from rpahub_core.errors import BadRequest
 
 from . import textsearch
+from .content import published_or_404, tags_json
 from .models import KnowledgeArticle, KnowledgeTerm
 
 KINDS = ("feature", "scenario", "case")
@@ -48,16 +49,13 @@ class KnowledgeBase:
         self.hub = hub
 
     def get(self, article_id: str, who: UserPrincipal) -> KnowledgeArticle:
-        row = KnowledgeArticle.get_or_none(KnowledgeArticle.id == article_id)
-        if row is None or (not row.published and not manages(who)):
-            raise NotFound(f"article {article_id} not found")
-        return row
+        return published_or_404(KnowledgeArticle, article_id, manages(who), "article")
 
     def create(self, data, who: UserPrincipal) -> KnowledgeArticle:
         app_ids = self._apps(data.appIds)
         with hubdb.atomic():
             row = KnowledgeArticle.create(kind=data.kind, title=data.title.strip(), body=data.body,
-                                          tags=json.dumps(list(dict.fromkeys(data.tags)), ensure_ascii=False),
+                                          tags=tags_json(data.tags),
                                           app_ids=json.dumps(app_ids), published=data.published,
                                           author_id=who.id, author_name=who.name)
             self._reindex(row)
@@ -71,7 +69,7 @@ class KnowledgeBase:
             if changes.get("title") is not None:
                 row.title = changes["title"].strip()
             if changes.get("tags") is not None:
-                row.tags = json.dumps(list(dict.fromkeys(changes["tags"])), ensure_ascii=False)
+                row.tags = tags_json(changes["tags"])
             if changes.get("appIds") is not None:
                 row.app_ids = json.dumps(self._apps(changes["appIds"]))
             row.updated_at = utcnow()
