@@ -4,10 +4,10 @@ and feed the OpenAPI document."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from rpahub_core.errors import ValidationFailed
 from rpahub_core.web import ApiModel, PageQuery
@@ -19,6 +19,19 @@ from .feedback import CATEGORIES, SEVERITIES, STATES
 DEFAULT_TZ = "Asia/Shanghai"
 Tag = Field(min_length=1, max_length=64)
 FileId = Field(min_length=1, max_length=32)
+
+
+def clean_tags(tags: list[str] | None) -> list[str] | None:
+    if tags is None:
+        return None
+    for tag in tags:
+        if not tag.strip() or len(tag) > 64:
+            raise ValueError("each tag: 1-64 characters, not blank")
+    return [t.strip() for t in tags]
+
+
+# Each tag trimmed, 1-64 characters, not blank.
+Tags = Annotated[list[str], AfterValidator(clean_tags)]
 
 
 def zone(name: str) -> str:
@@ -127,13 +140,8 @@ class NewsIn(ApiModel):
     summary: str = Field("", max_length=2000)
     body: str = Field("", max_length=200_000, description="Markdown, stored and returned as written")
     region: str = Field("", max_length=64)
-    tags: list[str] = Field([], max_length=20)
+    tags: Tags = Field([], max_length=20)
     published: bool = False
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v):
-        return clean_tags(v)
 
 
 class NewsPatch(ApiModel):
@@ -142,13 +150,8 @@ class NewsPatch(ApiModel):
     summary: str | None = Field(None, max_length=2000)
     body: str | None = Field(None, max_length=200_000)
     region: str | None = Field(None, max_length=64)
-    tags: list[str] | None = Field(None, max_length=20)
+    tags: Tags | None = Field(None, max_length=20)
     published: bool | None = None
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v):
-        return clean_tags(v)
 
 
 class NewsQuery(PageQuery):
@@ -190,14 +193,9 @@ class CourseIn(ApiModel):
     summary: str = Field("", max_length=2000)
     description: str = Field("", max_length=200_000, description="Markdown")
     level: Literal["beginner", "intermediate", "advanced"] = "beginner"
-    tags: list[str] = Field([], max_length=20)
+    tags: Tags = Field([], max_length=20)
     published: bool = False
     lessons: list[LessonIn] = Field([], max_length=200, description="in order")
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v):
-        return clean_tags(v)
 
 
 class CoursePatch(ApiModel):
@@ -205,13 +203,8 @@ class CoursePatch(ApiModel):
     summary: str | None = Field(None, max_length=2000)
     description: str | None = Field(None, max_length=200_000)
     level: Literal["beginner", "intermediate", "advanced"] | None = None
-    tags: list[str] | None = Field(None, max_length=20)
+    tags: Tags | None = Field(None, max_length=20)
     published: bool | None = None
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v):
-        return clean_tags(v)
 
 
 class CourseQuery(PageQuery):
@@ -232,28 +225,18 @@ class ArticleIn(ApiModel):
     kind: Literal["feature", "scenario", "case"] = "feature"
     title: str = Field(min_length=1, max_length=200)
     body: str = Field("", max_length=200_000, description="Markdown")
-    tags: list[str] = Field([], max_length=20)
+    tags: Tags = Field([], max_length=20)
     appIds: list[str] = Field([], max_length=50, description="related apps")
     published: bool = False
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v):
-        return clean_tags(v)
 
 
 class ArticlePatch(ApiModel):
     kind: Literal["feature", "scenario", "case"] | None = None
     title: str | None = Field(None, min_length=1, max_length=200)
     body: str | None = Field(None, max_length=200_000)
-    tags: list[str] | None = Field(None, max_length=20)
+    tags: Tags | None = Field(None, max_length=20)
     appIds: list[str] | None = Field(None, max_length=50)
     published: bool | None = None
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v):
-        return clean_tags(v)
 
 
 class ArticleQuery(PageQuery):
@@ -268,12 +251,3 @@ class SearchQuery(PageQuery):
     kind: Literal["feature", "scenario", "case"] | None = None
     tag: str | None = Field(None, max_length=64)
     drafts: bool = Field(False, description="include unpublished articles (knowledge.manage)")
-
-
-def clean_tags(tags: list[str] | None) -> list[str] | None:
-    if tags is None:
-        return None
-    for tag in tags:
-        if not tag.strip() or len(tag) > 64:
-            raise ValueError("each tag: 1-64 characters, not blank")
-    return [t.strip() for t in tags]
