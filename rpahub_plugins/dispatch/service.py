@@ -26,7 +26,7 @@ import peewee
 from rpahub_core import db as hubdb
 from rpahub_core.db import utcnow
 from rpahub_core.dispatching import Candidate, RunRequest
-from rpahub_core.errors import BadRequest, Conflict, NotFound
+from rpahub_core.errors import BadRequest, Conflict, HubError, NotFound
 
 from .models import Pool, PoolMember, QueueEntry, RunPlan
 
@@ -38,6 +38,10 @@ def _pause() -> None:
     time.sleep(0)
 
 WAITING = ("pending", "retrying")
+_PLACEMENT = ("run_id", "executor_id", "pool", "labels", "supplier", "policy", "priority", "max_attempts",
+              "backoff_s")
+PLAN_COLUMNS = (*_PLACEMENT, "decided_attempt")
+ENTRY_COLUMNS = (*_PLACEMENT, "not_before", "enqueued_at")
 
 
 class Dispatcher:
@@ -87,6 +91,65 @@ class Dispatcher:
                                   priority=priority, max_attempts=max_attempts, backoff_s=backoff_s)
             self._enqueue(plan, not_before=utcnow())
         return run
+
+    def submit_many(self, requests: list[dict]) -> list:
+        """What :meth:`submit` does for each of ``requests`` (its keyword arguments, and the
+        new run's ``run_id``), with one statement per table for all of them. Returns, in
+        order, the run's id or the :class:`HubError` that refused it (the others still go
+        in). Runs in the caller's transaction; the hook is asked about every run, as by
+        :meth:`submit`."""
+        from rpahub_plugins.executors.gateway import insert_rows
+        from rpahub_plugins.executors.models import Executor, Package
+
+        def named(model, field, values):
+            values = {v for v in values if v}
+            return {v for (v,) in model.select(field).where(field.in_(list(values))).tuples()} if values else set()
+
+        pools = named(Pool, Pool.name, (r.get("pool") for r in requests))
+        executors = named(Executor, Executor.id, (r.get("executor_id") for r in requests))
+        packages = named(Package, Package.id, (r["package_id"] for r in requests))
+        out: list = []
+        runs, plans = [], []
+        for r in requests:
+            executor_id, pool, labels = r.get("executor_id"), r.get("pool"), list(r.get("labels") or ())
+            supplier, policy = r.get("supplier"), r.get("policy")
+            try:
+                if sum(bool(x) for x in (executor_id, pool, labels)) > 1:
+                    raise BadRequest("target: name one executor, one pool, or a label set")
+                if pool and pool not in pools:
+                    raise NotFound(f"pool: {pool} not found")
+                if executor_id and executor_id not in executors:
+                    raise NotFound(f"executorId: executor {executor_id} is not admitted")
+                if policy:
+                    self.check_policy(policy)
+                proposed: dict = {}
+                submission = {"package_id": r["package_id"], "executor_id": executor_id, "pool": pool,
+                              "labels": labels, "supplier": supplier}
+                for answer in self.hub.pm.hook.rpahub_admit_run(submission=submission, hub=self.hub):
+                    proposed.update({k: v for k, v in (answer or {}).items() if v is not None})
+                if r["package_id"] not in packages:
+                    raise NotFound(f"packageId: package {r['package_id']} not found")
+            except HubError as exc:
+                out.append(exc)
+                continue
+            max_attempts = r.get("max_attempts") or proposed.get("max_attempts") or self.default_attempts
+            backoff_s = r.get("backoff_s")
+            if backoff_s is None:
+                backoff_s = proposed.get("backoff_s", self.default_backoff_s)
+            runs.append({"id": r["run_id"], "package_id": r["package_id"], "arguments": list(r.get("arguments") or ()),
+                         "user_id": r["user_id"], "user_name": r["user_name"],
+                         "video_required": r.get("video_required", False), "video_mode": r.get("video_mode", 0)})
+            plans.append((r["run_id"], executor_id, pool, json.dumps(sorted(labels)), supplier,
+                          policy or proposed.get("policy"), r.get("priority", 0), max_attempts, backoff_s))
+            out.append(r["run_id"])
+        if runs:
+            now = utcnow()
+            with hubdb.atomic():
+                self.ex.runs.create_many(runs)
+                insert_rows(RunPlan, PLAN_COLUMNS, [(*p, 0) for p in plans])
+                insert_rows(QueueEntry, ENTRY_COLUMNS, [(*p, now, now) for p in plans])
+                hubdb.after_commit(self.wake)
+        return out
 
     def _enqueue(self, plan: RunPlan, *, not_before: dt.datetime, previous: str | None = None) -> None:
         QueueEntry.delete().where(QueueEntry.run_id == plan.run_id).execute()

@@ -16,12 +16,15 @@ from rpahub_core import signing
 from rpahub_core.db import utcnow
 from rpahub_core.errors import BadRequest, Conflict, Forbidden, NotFound
 
-from .gateway import ACTIVE_STATES, DONE_STATES
+from .gateway import ACTIVE_STATES, DONE_STATES, insert_rows
 from .models import Command, Executor, Package, RunEvent, RunInstance, Supplier
 
 DOWNLOAD_TTL_S = 3600
 UPLOAD_TTL_S = 24 * 3600
 ENTRY_MAX = 255  # Package.entry
+RUN_COLUMNS = ("id", "package", "state", "arguments", "user_id", "user_name", "video_required", "video_mode",
+               "attempt", "outputs", "created_at")
+EVENT_COLUMNS = ("run", "at", "state", "detail")
 
 
 class Runs:
@@ -85,6 +88,25 @@ class Runs:
             RunEvent.create(run=run.id, state="pending", detail=f"created by {user_name}")
             self.hub.publish("run.pending", runId=run.id)
         return run
+
+    def create_many(self, items: list[dict]) -> list[str]:
+        """Pending runs in three statements, not three per run: what :meth:`create` does for
+        each of ``items`` (``id``, ``package_id``, ``arguments``, ``user_id``, ``user_name``,
+        optional ``video_required`` and ``video_mode``), whose packages the caller checked.
+        Runs in the caller's transaction; returns the ids."""
+        now = utcnow()
+        runs, events = [], []
+        for item in items:
+            runs.append((item["id"], item["package_id"], "pending",
+                         json.dumps(item["arguments"], ensure_ascii=False), item["user_id"], item["user_name"],
+                         bool(item.get("video_required", False)), int(item.get("video_mode", 0)), 1, "{}", now))
+            events.append((item["id"], now, "pending", f"created by {item['user_name']}"))
+        with hubdb.atomic():
+            insert_rows(RunInstance, RUN_COLUMNS, runs)
+            insert_rows(RunEvent, EVENT_COLUMNS, events)
+            for item in items:
+                self.hub.publish("run.pending", runId=item["id"])
+        return [item["id"] for item in items]
 
     def accepts(self, executor: Executor, kind: str) -> bool:
         supplier = Supplier.get_by_id(executor.supplier_id)

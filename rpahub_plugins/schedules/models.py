@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 
 import peewee
@@ -49,11 +50,8 @@ class Schedule(BaseModel):
 
     def rule(self) -> Rule:
         """The occurrence rule; raises ``RuleError`` when the stored values are not valid."""
-        return Rule(unit=self.unit, every=self.every, anchor=self.anchor, timezone=self.timezone,
-                    start_date=self.start_date, end_date=self.end_date,
-                    window_from=_time("window_from", self.window_from),
-                    window_to=_time("window_to", self.window_to),
-                    weekdays=frozenset(self.weekday_list()))
+        return _rule(self.unit, self.every, self.anchor, self.timezone, self.start_date, self.end_date,
+                     self.window_from, self.window_to, self.weekdays)
 
     def weekday_list(self) -> list[int]:
         return [int(d) for d in self.weekdays.split(",") if d]
@@ -86,6 +84,15 @@ class ScheduleOccurrence(BaseModel):
 
     class Meta:
         indexes = ((("schedule", "occurrence"), True),)
+
+
+@functools.lru_cache(maxsize=20_000, typed=True)
+def _rule(unit, every, anchor, timezone, start_date, end_date, window_from, window_to, weekdays) -> Rule:
+    """Rules are immutable: each tick reuses the one of an unchanged schedule (an invalid one
+    raises every time, it is not cached)."""
+    return Rule(unit=unit, every=every, anchor=anchor, timezone=timezone, start_date=start_date, end_date=end_date,
+                window_from=_time("window_from", window_from), window_to=_time("window_to", window_to),
+                weekdays=frozenset(int(d) for d in weekdays.split(",") if d))
 
 
 def _time(field: str, value: str | None) -> dt.time | None:

@@ -18,6 +18,7 @@ from rpahub_core import db as hubdb
 from rpahub_core.auth import UserPrincipal
 from rpahub_core.db import utcnow
 from rpahub_core.errors import BadRequest, Conflict, Forbidden, NotFound
+from rpahub_plugins.executors.gateway import Prepared
 
 from .models import App, AppRun, AppVersion, Subscription
 from .params import ParameterSpec, check_schema, to_arguments
@@ -28,6 +29,9 @@ PUBLISH = "app.publish"
 TEXT_SUFFIXES = (".py", ".robot", ".resource", ".txt", ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".md",
                  ".csv", ".xml", ".js", ".sql", ".ps1", ".bat", ".sh")
 MAX_DIFF_BYTES = 256 * 1024
+# What admit() asks about every run queued (every run a schedule fires too): built once.
+VERSION_OF_PACKAGE = Prepared(lambda: AppVersion.select(AppVersion.app, AppVersion.version, AppVersion.state)
+                              .where(AppVersion.package_id == ""))
 
 
 def _executors(hub):
@@ -371,13 +375,14 @@ class Library:
         approved (SEC-5); before that, only on the test pool, for trials. A package of no
         app (an operator's upload) is outside the library and not held back here. The
         app's retry and scheduling policy become the run's defaults."""
-        row = AppVersion.get_or_none(AppVersion.package_id == package_id)
-        if row is None:
+        found = VERSION_OF_PACKAGE.rows(package_id)
+        if not found:
             return None
-        app = App.get_by_id(row.app_id)
+        app_id, version, version_state = found[0]
+        app = App.get_by_id(app_id)
         test_pool = self.test_pool()
-        if row.state != "approved" and pool != test_pool:
-            raise Conflict(f"packageId: {app.name} {row.version} is {UNAPPROVED.get(row.state, row.state)}: a "
+        if version_state != "approved" and pool != test_pool:
+            raise Conflict(f"packageId: {app.name} {version} is {UNAPPROVED.get(version_state, version_state)}: a "
                            f"version of a library app runs in production only once a reviewer approved it "
                            f"(SEC-5); until then it may run on the test pool {test_pool!r} only")
         return {"max_attempts": app.max_attempts, "backoff_s": app.backoff_s, "policy": app.policy}
