@@ -482,3 +482,17 @@ def test_openapi_documents_each_action_with_its_permission(client):
     design = doc["paths"]["/api/v1/requirements/{req_id}/design"]["post"]
     ref = design["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert "packageId" in doc["components"]["schemas"][ref]["required"]
+
+
+def test_each_person_is_told_the_next_steps_they_may_take(center):
+    req = center.submit()
+    yours = {who: center.get(who, f"/api/v1/requirements/{req['id']}").json["resultValue"]["yourActions"]
+             for who in ("alice", "bob", "rita", "tess")}
+    assert yours == {"alice": ["withdraw"], "bob": [], "rita": ["approve", "reject"], "tess": []}
+    center.to_evaluated(req["id"], designer="dave")
+    mine = lambda who: center.get(who, f"/api/v1/requirements/{req['id']}").json["resultValue"]["yourActions"]  # noqa: E731
+    assert (mine("dan"), mine("dave")) == ([], ["design"])  # only the assigned designer delivers
+    center.to_designed(req["id"], designer="dave")
+    center.finish(center.trial(req["id"])["runId"])
+    assert center.act("tess", req["id"], "pass").status_code == 200
+    assert (mine("dave"), mine("ada")) == ([], ["accept", "refuse"])  # who designed it never accepts it

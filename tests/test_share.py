@@ -240,6 +240,10 @@ def test_subscribe_run_with_checked_arguments_download_and_trace(shop, client):
     assert shop.call("user", "PUT", f"/api/v1/market/{app['id']}/subscription").status_code == 200
     mine = shop.call("user", "GET", "/api/v1/subscriptions").json["resultValue"]["items"]
     assert [x["id"] for x in mine] == [app["id"]]
+    listed = shop.call("user", "GET", f"/api/v1/market/{app['id']}")
+    assert listed.status_code == 200, listed.json
+    listed = listed.json["resultValue"]
+    assert listed["subscribed"] is True and listed["subscribers"] == 1 and listed["production"]["version"] == "1.0"
 
     r = shop.call("user", "POST", run_path, {"arguments": {"limit": 9999, "mode": "slow", "colour": "red"}})
     assert r.status_code == 400

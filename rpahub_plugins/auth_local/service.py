@@ -71,11 +71,12 @@ class Identity:
 
     # -- passwords and users ---------------------------------------------------
 
-    def check_password_policy(self, password: str, username: str = "") -> None:
+    def check_password_policy(self, password: str, username: str = "", field: str = "password") -> None:
+        """``field``: the request's field the hint names (a form shows it beside that field)."""
         if len(password) < self.settings.password_min_length:
-            raise BadRequest(f"password: at least {self.settings.password_min_length} characters")
+            raise BadRequest(f"{field}: at least {self.settings.password_min_length} characters")
         if username and username.lower() in password.lower():
-            raise BadRequest("password: must not contain the user name")
+            raise BadRequest(f"{field}: must not contain the user name")
 
     def create_user(self, username: str, *, password: str | None = None, display_name: str = "",
                     email: str = "", roles: list[str] = (), must_change_password: bool = False) -> User:
@@ -167,7 +168,7 @@ class Identity:
             raise BadRequest("currentPassword: does not match")
         if current == new:
             raise BadRequest("newPassword: must differ from the current password")
-        self.check_password_policy(new, user.username)
+        self.check_password_policy(new, user.username, "newPassword")
         user.password_hash = hash_password(new)
         user.must_change_password = False
         user.updated_at = utcnow()

@@ -57,3 +57,22 @@ ACTIONS: dict[str, Action] = {
 def allowed(state: str) -> list[str]:
     """The actions the lifecycle permits in ``state`` (whoever asks)."""
     return [name for name, a in ACTIONS.items() if state in a.sources]
+
+
+def yours(req, who, manage: str = "design.manage") -> list[str]:
+    """The actions of :func:`allowed` that ``who`` may take on ``req`` now: their
+    permission, and the rules of the service — only the submitter withdraws, only the
+    assigned designer delivers (or ``design.manage``), and whoever designed it never
+    accepts or refuses it (maker-checker)."""
+    out = []
+    for name in allowed(req.state):
+        if not who.can(ACTIONS[name].permission):
+            continue
+        if name == "withdraw" and req.submitter_id != who.id and not who.can(manage):
+            continue
+        if name == "design" and req.assignee_id != who.id and not who.can(manage):
+            continue
+        if name in ("accept", "refuse") and who.id in (req.assignee_id, req.designed_by_id):
+            continue
+        out.append(name)
+    return out

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from rpahub_core.web import PageQuery, ok, operation, paginate
 
-from .lifecycle import ACTIONS, DOMAINS, STATES, allowed
+from .lifecycle import ACTIONS, DOMAINS, STATES, allowed, yours
 from .models import Requirement, RequirementEvent, Trial
 from .schemas import (
     RequirementAcceptIn,
@@ -81,9 +81,10 @@ def trials_json(trials: list[Trial]) -> list[dict]:
     return out
 
 
-def detail_json(service: Requirements, r: Requirement) -> dict:
+def detail_json(service: Requirements, r: Requirement, who) -> dict:
+    """A requirement with its history; ``yourActions``: the next steps the caller may take."""
     latest = Trial.select().where(Trial.requirement == r.id).order_by(Trial.id.desc()).first()
-    return {**requirement_json(r), "history": [event_json(e) for e in service.history(r)],
+    return {**requirement_json(r), "yourActions": yours(r, who), "history": [event_json(e) for e in service.history(r)],
             "latestTrial": trials_json([latest])[0] if latest else None}
 
 
@@ -124,7 +125,7 @@ class RequirementList:
     def on_post(self, req, resp):
         r = self.service.submit(req.context.body, req.context.principal)
         req.context.audit_target = r.id
-        ok(resp, detail_json(self.service, r), status=201)
+        ok(resp, detail_json(self.service, r, req.context.principal), status=201)
 
 
 class RequirementBoard:
@@ -146,13 +147,13 @@ class RequirementItem:
 
     @operation(permission="design.read", summary="A requirement with its history and latest trial run", tags=TAGS)
     def on_get(self, req, resp, req_id):
-        ok(resp, detail_json(self.service, self.service.get(req_id)))
+        ok(resp, detail_json(self.service, self.service.get(req_id), req.context.principal))
 
     @operation(permission="design.submit", summary="Correct a requirement that waits for review (its submitter)",
                body=RequirementPatch, tags=TAGS, audit="requirement.update")
     def on_patch(self, req, resp, req_id):
         r = self.service.update(req_id, req.context.body, req.context.principal)
-        ok(resp, detail_json(self.service, r))
+        ok(resp, detail_json(self.service, r, req.context.principal))
 
 
 class RequirementComments:
@@ -197,7 +198,7 @@ def transition(service: Requirements, action: str):
                    tags=TAGS, audit=f"requirement.{action}")
         def on_post(self, req, resp, req_id):
             r = service.act(req_id, action, req.context.body, req.context.principal)
-            ok(resp, detail_json(service, r))
+            ok(resp, detail_json(service, r, req.context.principal))
 
     Transition.__name__ = Transition.__qualname__ = f"Requirement{action.title()}"
     return Transition()

@@ -64,7 +64,9 @@ class RunLogs:
         page = paginate(logs_query(run.id, q), q, log_json)
         last = page["items"][-1]["id"] if page["items"] else q.after
         # A tailing client asks again with after=lastId until finished is true and nothing new came.
-        ok(resp, {**page, "lastId": last, "runState": run.state, "finished": run.finished_at is not None})
+        # recordingExpected: the executor uploads a recording (mode 1) that has not arrived yet.
+        ok(resp, {**page, "lastId": last, "runState": run.state, "finished": run.finished_at is not None,
+                  "recordingExpected": bool(run.video_required and run.video_mode == 1 and not run.video_id)})
 
 
 class RunRecording:

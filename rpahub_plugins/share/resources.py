@@ -124,8 +124,9 @@ def version_json(v: AppVersion) -> dict:
 
 
 def market_json(app: App, production: AppVersion | None = None, **extra) -> dict:
-    out = app_json(app, subscribers=getattr(app, "subscribers", None), runs30=getattr(app, "runs30", None),
-                   **extra)
+    # extra wins: the page of one app counts its subscribers itself
+    out = app_json(app, **{"subscribers": getattr(app, "subscribers", None), "runs30": getattr(app, "runs30", None),
+                           **extra})
     if production is not None:
         out["production"] = version_json(production)
     return out
