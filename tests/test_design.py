@@ -496,3 +496,17 @@ def test_each_person_is_told_the_next_steps_they_may_take(center):
     center.finish(center.trial(req["id"])["runId"])
     assert center.act("tess", req["id"], "pass").status_code == 200
     assert (mine("dave"), mine("ada")) == ([], ["accept", "refuse"])  # who designed it never accepts it
+
+
+def test_whoever_reads_a_requirement_downloads_its_attachments_without_files_read(center):
+    attachment = center.upload_demand("alice", data=b"the specification")
+    req = center.submit(attachments=[attachment])
+    url = req["attachments"][0]["url"]
+    for who in ("alice", "rita"):  # design.* only: neither holds files.read
+        r = center.get(who, url)
+        assert r.status_code == 200 and r.content == b"the specification"
+        assert center.get(who, f"/api/v1/files/{attachment}/content").status_code == 403
+    part = center.client.simulate_get(url, headers={**center.tokens["rita"], "Range": "bytes=4-16"})
+    assert part.status_code == 206 and part.content == b"specification"
+    other = center.upload_demand("bob")
+    assert center.get("rita", f"/api/v1/requirements/{req['id']}/attachments/{other}").status_code == 404

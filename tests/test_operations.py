@@ -582,3 +582,22 @@ def test_the_academy_refuses_what_it_should(client, person, editor, course):
     assert [c["title"] for c in get(client, reader, "/api/v1/academy/courses")["items"]] == ["RPA 入门"]
     listed = get(client, reader, "/api/v1/academy/courses")["items"][0]
     assert (listed["lessonCount"], listed["durationMin"]) == (3, 45)
+
+
+def test_a_learner_watches_a_lessons_video_without_files_read(client, person, editor, course, admin_token):
+    video = upload(client, bearer(admin_token), name="intro.mp4", data=b"\x00\x00\x00\x18ftypmp42 the lesson")
+    cid = course["id"]
+    r = client.simulate_post(f"/api/v1/academy/courses/{cid}/lessons", headers=editor,
+                             json={"title": "视频课", "videoFileId": video})
+    assert r.status_code == 201, r.json
+    url = r.json["resultValue"]["videoUrl"]
+    learner = bearer(person("viewer", "academy.learn"))
+    whole = client.simulate_get(url, headers=learner)
+    assert whole.status_code == 200 and whole.content.endswith(b"the lesson")
+    assert client.simulate_get(f"/api/v1/files/{video}/content", headers=learner).status_code == 403
+    part = client.simulate_get(url, headers={**learner, "Range": "bytes=0-3"})
+    assert part.status_code == 206 and part.content == b"\x00\x00\x00\x18"
+    plain = course["lessons"][0]
+    assert plain["videoUrl"] is None
+    assert client.simulate_get(f"/api/v1/academy/courses/{cid}/lessons/{plain['id']}/video",
+                               headers=learner).status_code == 404

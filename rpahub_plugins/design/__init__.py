@@ -52,6 +52,7 @@ def rpahub_register_routes(routes, hub):
     routes.add("/api/v1/requirements/board", resources.RequirementBoard())
     routes.add("/api/v1/requirements/{req_id}", resources.RequirementItem(service))
     routes.add("/api/v1/requirements/{req_id}/comments", resources.RequirementComments(service))
+    routes.add("/api/v1/requirements/{req_id}/attachments/{file_id}", resources.RequirementAttachment(service))
     routes.add("/api/v1/requirements/{req_id}/trials", resources.RequirementTrials(service))
     for action in ACTIONS:
         routes.add(f"/api/v1/requirements/{{req_id}}/{action}", resources.transition(service, action))

@@ -6,6 +6,7 @@ import json
 
 from pydantic import BaseModel
 
+from rpahub_core.errors import NotFound
 from rpahub_core.web import PageQuery, ok, operation, paginate
 
 from .lifecycle import ACTIONS, DOMAINS, STATES, allowed, yours
@@ -40,13 +41,17 @@ def requirement_json(r: Requirement, files: dict | None = None) -> dict:
     return {
         "id": r.id, "title": r.title, "description": r.description, "region": r.region, "scenario": r.scenario,
         "domain": r.domain, "domainLabel": DOMAINS.get(r.domain, r.domain), "expectedBenefit": r.expected_benefit,
-        "priority": r.priority, "attachments": [files.get(i, {"fileId": i}) for i in ids],
+        "priority": r.priority,
+        "attachments": [{**files.get(i, {"fileId": i}), "url": ATTACHMENT_URL.format(r=r.id, f=i)} for i in ids],
         "submitterId": r.submitter_id, "submitterName": r.submitter_name, "state": r.state,
         "allowedActions": allowed(r.state), "assigneeId": r.assignee_id, "assigneeName": r.assignee_name,
         "evaluation": evaluation, "packageId": r.package_id, "parameters": json.loads(r.parameters),
         "vendor": r.vendor, "tags": json.loads(r.tags), "designedBy": r.designed_by, "appId": r.app_id,
         "acceptedAt": r.accepted_at, "version": r.version, "createdAt": r.created_at, "updatedAt": r.updated_at,
     }
+
+
+ATTACHMENT_URL = "/api/v1/requirements/{r}/attachments/{f}"
 
 
 def _files(ids: list[str]) -> dict:
@@ -139,6 +144,26 @@ class RequirementBoard:
         counts = {s: 0 for s in STATES}
         counts.update(dict(query.tuples()))
         ok(resp, {"counts": counts, "total": sum(counts.values())})
+
+
+class RequirementAttachment:
+    """Whoever may read a requirement may read its attachments (no files.read needed)."""
+
+    def __init__(self, service: Requirements):
+        self.service = service
+
+    @operation(permission="design.read", summary="Download an attachment of a requirement (HTTP Range supported)",
+               tags=TAGS, produces="*/*")
+    def on_get(self, req, resp, req_id, file_id):
+        from rpahub_plugins.executors import state
+        from rpahub_plugins.executors.resources import send_file
+
+        r = self.service.get(req_id)
+        if file_id not in json.loads(r.attachments):
+            raise NotFound(f"requirement {req_id} has no attachment {file_id}")
+        files = state(self.service.hub).files
+        row = files.get(file_id)
+        send_file(req, resp, files.open(row), row.size, row.content_type, row.name)
 
 
 class RequirementItem:

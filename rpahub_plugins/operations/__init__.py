@@ -68,6 +68,7 @@ def rpahub_register_routes(routes, hub):
     routes.add("/api/v1/academy/courses/{course_id}", resources.CourseItem(academy))
     routes.add("/api/v1/academy/courses/{course_id}/lessons", resources.Lessons(academy))
     routes.add("/api/v1/academy/courses/{course_id}/lessons/{lesson_id}", resources.LessonItem(academy))
+    routes.add("/api/v1/academy/courses/{course_id}/lessons/{lesson_id}/video", resources.LessonVideo(academy))
     routes.add("/api/v1/academy/courses/{course_id}/lessons/{lesson_id}/progress",
                resources.MyLessonProgress(academy))
     routes.add("/api/v1/academy/courses/{course_id}/enrolment", resources.MyEnrolment(academy))

@@ -239,8 +239,9 @@ def course_json(row: Course, **extra) -> dict:
 
 
 def lesson_json(row: Lesson, completed_at=None, body: bool = False) -> dict:
+    video = f"/api/v1/academy/courses/{row.course_id}/lessons/{row.id}/video" if row.video_file_id else None
     out = {"id": row.id, "position": row.position, "title": row.title, "videoFileId": row.video_file_id,
-           "durationMin": row.duration_min, "completedAt": completed_at}
+           "videoUrl": video, "durationMin": row.duration_min, "completedAt": completed_at}
     if body:
         out.update(body=row.body, bodyFormat="markdown")
     return out
@@ -311,6 +312,27 @@ class Lessons:
         row = self.academy.add_lesson(course, req.context.body)
         req.context.audit_target = f"{course.id}/{row.id}"
         ok(resp, lesson_json(Lesson.get_by_id(row.id), body=True), status=201)
+
+
+class LessonVideo:
+    """Whoever may open a lesson may watch its video (no files.read needed)."""
+
+    def __init__(self, academy: Academy):
+        self.academy = academy
+
+    @operation(permission=AUTHENTICATED, summary="A lesson's video (HTTP Range supported, so players seek)",
+               tags=ACADEMY, produces="*/*")
+    def on_get(self, req, resp, course_id, lesson_id):
+        from rpahub_core.errors import NotFound
+        from rpahub_plugins.executors import state
+        from rpahub_plugins.executors.resources import send_file
+
+        row = self.academy.lesson(self.academy.course(course_id, req.context.principal), lesson_id)
+        if not row.video_file_id:
+            raise NotFound(f"lesson {lesson_id} has no video")
+        files = state(self.academy.hub).files
+        stored = files.get(row.video_file_id)
+        send_file(req, resp, files.open(stored), stored.size, stored.content_type, stored.name)
 
 
 class LessonItem:
