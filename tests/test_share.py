@@ -226,6 +226,8 @@ def test_the_marketplace_finds_ranks_and_facets_listed_apps_only(shop):
     assert [x["id"] for x in search(region="江苏", domain="finance")["items"]] == [a["id"]]
     assert [x["id"] for x in search(vendor="vendor-b")["items"]] == [c["id"]]
     assert {f["value"]: f["count"] for f in search()["facets"]["domain"]} == {"finance": 2, "hr": 1}
+    assert {f["value"]: f["count"] for f in search()["facets"]["tag"]} == {"发票": 1, "财务": 1, "合同": 1, "人资": 1}
+    assert {f["value"]: f["count"] for f in search(domain="hr")["facets"]["tag"]} == {"人资": 1}
     page = search(pageSize=2, page=2)
     assert page["total"] == 3 and len(page["items"]) == 1
     assert shop.call("user", "GET", "/api/v1/market", params={"domain": "astrology"}).status_code == 400

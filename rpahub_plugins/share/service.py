@@ -6,6 +6,7 @@ store; this module adds their review (maker-checker) and which one is in product
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import difflib
 import io
@@ -318,6 +319,10 @@ class Library:
             rows = (App.select(column, peewee.fn.COUNT(App.id)).where(App.id.in_(ids)).group_by(column)
                     .order_by(peewee.fn.COUNT(App.id).desc(), column).limit(50).tuples())
             out[key] = [{"value": value, "count": n} for value, n in rows if value]
+        # Tags are a JSON list per app: counted here (a library holds hundreds of apps, not millions).
+        tags = collections.Counter(t for (raw,) in App.select(App.tags).where(App.id.in_(ids)).tuples()
+                                   for t in set(json.loads(raw or "[]")))
+        out["tag"] = [{"value": t, "count": n} for t, n in sorted(tags.items(), key=lambda x: (-x[1], x[0]))[:50]]
         return out
 
     def subscribe(self, app: App, who: UserPrincipal) -> Subscription:
