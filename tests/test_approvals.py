@@ -168,3 +168,27 @@ def test_binding_a_licence_to_another_robot_waits_for_a_second_person(client, ad
     listed = client.simulate_get("/api/v1/licences", headers=auth(admin_token)).json["resultValue"]["items"]
     rebound = [x for x in listed if x["supersedes"] == licence["id"]]
     assert [x["robotId"] for x in rebound] == ["r2"] and rebound[0]["features"] == ["ocr"]
+
+
+def test_requests_filter_by_several_targets_and_kinds_at_once(limits_app):
+    from falcon import testing
+
+    from rpahub_plugins.auth_local import identity
+
+    with hubdb.connection():
+        approvals = requests(limits_app.hub)
+        for target in ("acct-1", "acct-2", "acct-3"):
+            approvals.file("limit.raise", target=target, title=f"raise {target}", maker=MAKER)
+        admin = identity(limits_app.hub).create_user("auditor", password="Zq-7-unguessable-Passw0rd!", roles=["admin"])
+        token, _, _ = identity(limits_app.hub).login(admin.username, "Zq-7-unguessable-Passw0rd!", "test")
+    client = testing.TestClient(limits_app)
+
+    def targets(**params):
+        r = client.simulate_get("/api/v1/approvals", headers=auth(token), params=params)
+        assert r.status_code == 200, r.json
+        return sorted(a["target"] for a in r.json["resultValue"]["items"])
+
+    assert targets(target=["acct-1", "acct-3"]) == ["acct-1", "acct-3"]
+    assert targets(target="acct-2") == ["acct-2"]
+    assert targets(kind=["limit.raise", "role.grant"]) == ["acct-1", "acct-2", "acct-3"]
+    assert targets(kind="role.grant") == []

@@ -18,8 +18,8 @@ TAGS = ("approvals",)
 
 class ApprovalQuery(PageQuery):
     state: str | None = Field(None, pattern="^(pending|approved|rejected|withdrawn)$")
-    kind: str | None = Field(None, max_length=64)
-    target: str | None = Field(None, max_length=256)
+    kind: list[str] = Field([], max_length=20, description="repeat for several kinds")
+    target: list[str] = Field([], max_length=100, description="repeat for several targets (an app and its versions)")
     mine: bool = Field(False, description="only requests I made")
     actionable: bool = Field(False, description="only pending requests I may decide")
 
@@ -68,9 +68,9 @@ class ApprovalList:
         if q.state:
             query = query.where(ApprovalRequest.state == q.state)
         if q.kind:
-            query = query.where(ApprovalRequest.kind == q.kind)
+            query = query.where(ApprovalRequest.kind.in_(q.kind))
         if q.target:
-            query = query.where(ApprovalRequest.target == q.target)
+            query = query.where(ApprovalRequest.target.in_(q.target))
         if q.mine:
             query = query.where(ApprovalRequest.maker_id == who.id)
         if q.actionable:
