@@ -164,6 +164,7 @@ def test_a_version_reaches_production_only_through_a_second_person(shop, person,
     detail = shop.call("outsider", "GET", f"/api/v1/apps/{app_['id']}").json["resultValue"]
     assert detail["productionVersion"] == v["id"]
     assert {x["version"]: x["state"] for x in detail["versions"]} == {"1.0": "approved", "2.0": "pending"}
+    assert {x["version"]: x["approvedBy"] for x in detail["versions"]}["1.0"] == "reviewer"  # the checker, named
     assert shop.approve(request_id).status_code == 409  # decided once
 
     # A refusal needs a reason and sends the version back.

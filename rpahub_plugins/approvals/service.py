@@ -100,9 +100,11 @@ class Approvals:
         """Approve and carry out the request in one transaction: both happen or neither."""
         with hubdb.atomic():
             row, kind = self._decide(request_id, who, "approve")
-            kind.apply(row, self.hub)
-            row.state, row.checker_id, row.checker_name = "approved", who.id, who.name
+            # Who decided is known to the kind while it applies (an app version records its approver).
+            row.checker_id, row.checker_name = who.id, who.name
             row.decision_comment, row.decided_at = comment, utcnow()
+            kind.apply(row, self.hub)
+            row.state = "approved"
             row.save()
             self.hub.publish("approval.approved", requestId=row.id, kind=row.kind, target=row.target)
         return row
