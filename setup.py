@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = [
     "auth_oidc = rpahub_plugins.auth_oidc",
     "ops = rpahub_plugins.ops",
     "operations = rpahub_plugins.operations",
+    "console = rpahub_plugins.console",
 ]
 
 packages = find_packages(include=["rpahub_core", "rpahub_core.*", "rpahub_plugins", "rpahub_plugins.*"])
@@ -41,7 +42,9 @@ setup(
     packages=packages,
     package_dir={"rpahub_adapters": "adapters", "rpahub_contrib": "contrib"},
     include_package_data=True,
-    package_data={"rpahub_contrib.demo": ["sample/*"]},
+    package_data={"rpahub_contrib.demo": ["sample/*"],
+                  "rpahub_plugins.console": ["templates/*.html", "templates/*/*.html", "static/*",
+                                             "locale/*/LC_MESSAGES/*.po", "babel.cfg"]},
     install_requires=[
         "pluggy>=1.5,<2",
         "stevedore>=5.2,<6",
@@ -66,6 +69,10 @@ setup(
         "requests>=2.31,<3",
         # Verifies the identity platform's bearer JWTs (RS/ES/EdDSA) against its JWKS.
         "PyJWT[crypto]>=2.8,<3",
+        # The console: server-rendered pages, their message catalogues, charts drawn on the server.
+        "Jinja2>=3.1,<4",
+        "Babel>=2.14,<3",
+        "pygal>=3.0,<4",
     ],
     extras_require={
         # psycopg 3 yields to gevent once the worker patched the standard library.
@@ -79,6 +86,8 @@ setup(
             "hypothesis>=6.100,<7",
             # Fuzzes every operation of /api/openapi.json in the test run (tests/test_api_fuzz.py).
             "schemathesis>=4.32,<5",
+            # Drives the machine's Chromium (/usr/bin/chromium) in the console's browser tests.
+            "playwright>=1.45,<2",
             "ruff>=0.5,<1",
             "setuptools>=68",
             "wheel",

@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, *, pm=None, environ=None, hub: 
     for route in routes.items:
         app.add_route(route.path, route.resource)
     hub.routes = routes
+    hub.app = app  # the console calls the public API in-process, through the same guard
     hub.start()
     app.hub = hub
     return app

@@ -290,6 +290,26 @@ def rpahub_notifiers(hub: Hub) -> list[Any] | None:
     """
 
 
+# -- web console ---------------------------------------------------------------
+
+
+@hookspec
+def rpahub_console_pages(pages: Any, hub: Hub) -> None:
+    """Add pages to the web console (the ``console`` plugin serves them under ``/console``).
+
+    ``pages.view(path, handler, permission=..., nav=(section, label))`` adds a page
+    answering GET; ``pages.action(path, handler, permission=...)`` a form POST (the
+    console checks the signed-in person and the form's CSRF token before calling it).
+    A handler receives a ``View``: ``view.api`` calls the public ``/api/v1`` with the
+    person's own credential (so a page can never do more than its API allows),
+    ``view.render(template, **context)`` renders a Jinja2 template found in a plugin's
+    ``templates`` folder added with ``pages.templates(folder)``, and ``view.redirect``.
+    Wrap labels in ``N_()`` and strings of templates in ``_()``; add translations with
+    ``pages.catalogues(folder)`` (``<folder>/<locale>/LC_MESSAGES/*.po``).
+    Built-in pages register through this hook exactly like a third party's.
+    """
+
+
 # -- video storage -----------------------------------------------------------
 
 

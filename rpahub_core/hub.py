@@ -45,6 +45,7 @@ class Hub:
         self.bus: Bus = InProcessBus()
         self.db = None
         self.routes = None
+        self.app = None  # the WSGI app once built
         self.started = False
         # Per-plugin objects bound to this hub (a process may hold several in tests).
         self.state: dict[str, Any] = {}

@@ -163,6 +163,44 @@ class LiveHub:
         return token
 
 
+    def join(self, name: str, permissions: list[str], password: str, admin_token: str) -> str:
+        """A person with a role of their own holding ``permissions``, made by the
+        administrator; they replace the one-time password with ``password``. Returns their token."""
+        status, body = self.call("POST", "/api/v1/roles", {"name": f"r-{name}", "permissions": permissions},
+                                 admin_token)
+        assert status == 201, body
+        status, body = self.call("POST", "/api/v1/users", {"username": name, "roles": [f"r-{name}"]}, admin_token)
+        assert status == 201, body
+        one_time = body["resultValue"]["oneTimePassword"]
+        status, body = self.call("POST", "/api/v1/auth/login", {"username": name, "password": one_time})
+        assert status == 200, body
+        token = body["resultValue"]["token"]
+        status, body = self.call("POST", "/api/v1/me/password", {"currentPassword": one_time, "newPassword": password},
+                                 token)
+        assert status == 200, body
+        return token
+
+    def executor(self, robot_id: str, supplier: str, secret: str, folder: Path, *, transport: str = "ws",
+                 extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        """The reference executor as its own process group (stop it with :func:`stop_process`);
+        its output goes to ``folder/executor-<robot_id>.log``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"executor-{robot_id}.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "rpahub_contrib.executor.cli", "--hub", self.url, "--transport", transport,
+                 "--robot-id", robot_id, "--supplier", supplier, "--heartbeat", "1",
+                 "--workdir", str(folder / f"work-{robot_id}")],
+                env={**os.environ, "RPAHUB_EXECUTOR_SECRET": secret, **(extra_env or {})}, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """``kill -9`` of a process started in its own group, and wait for it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -129,6 +129,20 @@ def operation_of(resource: Any, method: str) -> Operation | None:
     return getattr(responder, "__rpahub_operation__", None)
 
 
+@dataclass(frozen=True)
+class PageRule:
+    """A responder outside the API that renders for a browser (the console): who may see it."""
+
+    permission: str | None
+    summary: str
+    public: bool = False
+
+
+def page_of(resource: Any, method: str) -> PageRule | None:
+    responder = getattr(resource, f"on_{method.lower()}", None)
+    return getattr(responder, "__rpahub_page__", None)
+
+
 @dataclass
 class Route:
     path: str

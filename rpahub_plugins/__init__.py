@@ -27,4 +27,5 @@ DEFAULT_PLUGINS = (
     ("auth_oidc", "rpahub_plugins.auth_oidc"),
     ("ops", "rpahub_plugins.ops"),
     ("operations", "rpahub_plugins.operations"),
+    ("console", "rpahub_plugins.console"),
 )

@@ -146,3 +146,29 @@ def person(client, admin_token):
         return token
 
     return make
+
+
+# -- the console ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def console(app, client):
+    """``console(token)``: the console in-process as that person (``None``: signed out)."""
+    from console_support import ConsoleClient
+
+    def make(token=None, language=None):
+        return ConsoleClient(client, app, token, language)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The machine's Chromium, headless, driven by Playwright."""
+    from console_support import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
+
+    sync_playwright = chromium_or_skip()
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

@@ -41,17 +41,8 @@ class Team:
         self.live, self.tokens = live, {"admin": admin}
 
     def join(self, name, permissions):
-        call = self.live.call
-        assert call("POST", "/api/v1/roles", {"name": f"r-{name}", "permissions": permissions},
-                    self.tokens["admin"])[0] == 201
-        status, body = call("POST", "/api/v1/users", {"username": name, "roles": [f"r-{name}"]}, self.tokens["admin"])
-        assert status == 201, body
-        one_time = body["resultValue"]["oneTimePassword"]
-        token = call("POST", "/api/v1/auth/login", {"username": name, "password": one_time})[1]["resultValue"]["token"]
-        assert call("POST", "/api/v1/me/password", {"currentPassword": one_time, "newPassword": PASSWORD},
-                    token)[0] == 200
-        self.tokens[name] = token
-        return body["resultValue"]["id"]
+        self.tokens[name] = self.live.join(name, permissions, PASSWORD, self.tokens["admin"])
+        return self.live.call("GET", "/api/v1/me", token=self.tokens[name])[1]["resultValue"]["id"]
 
     def __call__(self, who, method, path, body=None, expect=200):
         status, answer = self.live.call(method, path, body, self.tokens[who])

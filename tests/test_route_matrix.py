@@ -149,10 +149,11 @@ UNDECLARED = {
 
 
 def test_every_route_outside_the_api_declares_its_rule_or_is_listed_as_public(app):
-    from rpahub_core.web import METHODS, operation_of
+    from rpahub_core.web import METHODS, operation_of, page_of
 
     undeclared = {(r.path, m.upper()) for r in app.hub.routes.items for m in METHODS
-                  if hasattr(r.resource, f"on_{m.lower()}") and operation_of(r.resource, m) is None}
+                  if hasattr(r.resource, f"on_{m.lower()}") and operation_of(r.resource, m) is None
+                  and page_of(r.resource, m) is None}
     assert not any(path.startswith(API_PREFIX) for path, _ in undeclared)
     assert undeclared == set(UNDECLARED), f"declare an operation or list it here: {undeclared ^ set(UNDECLARED)}"
 

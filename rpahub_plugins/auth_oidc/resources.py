@@ -13,5 +13,10 @@ class OidcInfo:
                tags=("identity",))
     def on_get(self, req, resp):
         s = self.settings
-        ok(resp, {"enabled": s.enabled, "issuer": s.issuer if s.enabled else "",
-                  "clientId": s.client_id if s.enabled else ""})
+        info = {"enabled": s.enabled, "issuer": s.issuer if s.enabled else "",
+                "clientId": s.client_id if s.enabled else ""}
+        if s.sign_in:
+            # Everything here is public: the platform publishes it in its discovery document.
+            info.update({"signIn": True, "authorizationEndpoint": s.authorization_endpoint,
+                         "tokenEndpoint": s.token_endpoint, "scopes": list(s.scopes)})
+        ok(resp, info)

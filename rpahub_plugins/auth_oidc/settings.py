@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "require_claims": ["exp", "iat", "sub"],
     "claim_values": {},
     "client_id": "",
+    "authorization_endpoint": "",
+    "token_endpoint": "",
+    "scopes": ["openid", "profile"],
 }
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -76,8 +79,18 @@ class OidcSettings(BaseModel):
     # claim -> accepted value or values (e.g. azp = "rpahub-console"); implies presence
     claim_values: dict[str, Any] = {}
     client_id: str = ""
+    # The console's sign-in (authorization code + PKCE, public client): where to send the
+    # person, and where the hub exchanges the code for their token.
+    authorization_endpoint: str = ""
+    token_endpoint: str = ""
+    scopes: list[str] = ["openid", "profile"]
 
-    @field_validator("audience", "roles_claim", "default_roles", mode="before")
+    @property
+    def sign_in(self) -> bool:
+        """Whether the console offers signing in at the platform."""
+        return bool(self.enabled and self.client_id and self.authorization_endpoint and self.token_endpoint)
+
+    @field_validator("audience", "roles_claim", "default_roles", "scopes", mode="before")
     @classmethod
     def _one_or_many(cls, value):
         return _as_list(value)
@@ -114,11 +127,25 @@ class OidcSettings(BaseModel):
     @field_validator("jwks_url")
     @classmethod
     def _https(cls, value):
-        if value:
-            parts = urlsplit(value)
-            # Keys fetched over plain HTTP could be swapped on the way: anyone could then sign.
-            if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-                raise ValueError("must be an https:// URL (use jwks_file for a key set copied by hand)")
+        # Keys fetched over plain HTTP could be swapped on the way: anyone could then sign.
+        _require_https(value, "use jwks_file for a key set copied by hand")
+        return value
+
+    @field_validator("authorization_endpoint", "token_endpoint")
+    @classmethod
+    def _https_endpoint(cls, value):
+        # Over plain HTTP the code, the PKCE verifier and the person's token could be read on the way.
+        _require_https(value, "the identity platform's endpoints carry the person's credentials")
+        if value and urlsplit(value).fragment:
+            raise ValueError("must not have a #fragment")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_tokens(cls, value):
+        for scope in value:
+            if not scope or any(ch.isspace() or ch in '"\\' for ch in scope):
+                raise ValueError(f"{scope!r} is not a scope name (no spaces, quotes or backslashes)")
         return value
 
     @field_validator("jwks")
@@ -136,7 +163,20 @@ class OidcSettings(BaseModel):
                 raise ValueError(f"{' and '.join(missing)} must be set when enabled")
             if not (self.jwks_file or self.jwks_url or self.jwks):
                 raise ValueError("one of jwks_file, jwks_url or jwks must be set when enabled")
+            sign_in = ("client_id", "authorization_endpoint", "token_endpoint")
+            if self.authorization_endpoint or self.token_endpoint:
+                missing = [name for name in sign_in if not getattr(self, name)]
+                if missing:
+                    raise ValueError(f"{' and '.join(missing)} must be set too, for the console's sign-in")
         return self
+
+
+def _require_https(value: str, why: str) -> None:
+    if value:
+        parts = urlsplit(value)
+        if not parts.hostname or (parts.scheme != "https"
+                                  and not (parts.scheme == "http" and parts.hostname in _LOOPBACK)):
+            raise ValueError(f"must be an https:// URL ({why}); plain http:// only on loopback")
 
 
 def load(raw: dict[str, Any]) -> OidcSettings:

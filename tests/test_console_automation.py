@@ -1,0 +1,175 @@
+"""Automation in the console: schedules with the preview of their next occurrences in the
+reader's time zone and the API's field errors beside the fields, flows drawn as their task
+graph, the autoscaler's pools and decisions, permissions and CSRF."""
+
+import io
+import re
+import zipfile
+
+import pytest
+from console_support import shown, speak
+
+from rpahub_core import db as hubdb
+from rpahub_core.testing import bearer
+from rpahub_plugins.console.i18n import when
+from rpahub_plugins.executors import state as executors
+
+LANGUAGES = ("zh-CN", "en")
+PLANNER = ("schedules.read", "schedules.manage", "runs.start", "runs.read", "executors.read")
+
+
+
+
+@pytest.fixture
+def package_id(app):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("main.py", "print(1)")
+    with hubdb.connection():
+        return executors(app.hub).runs.add_package(name="月报", version="1", data=buf.getvalue(), created_by="t").id
+
+
+def schedule_form(package_id, **change):
+    return {"name": "每日对账", "packageId": package_id, "unit": "days", "every": "1", "anchor": "2030-01-07T08:00",
+            "timezone": "Asia/Shanghai", "misfirePolicy": "fire_once", "misfireGraceSeconds": "300",
+            "priority": "0", "weekdays": ["1", "2", "3", "4", "5"], "enabled": "1", **change}
+
+
+def test_a_schedule_made_in_the_console_previews_its_next_runs_in_the_readers_zone(client, console, person,
+                                                                                  package_id):
+    token = person("planner", *PLANNER)
+    speak(client, token, "zh-CN", "Europe/London")
+    c = console(token)
+    page = c.post("/console/automation/schedules/new", schedule_form(package_id))
+    assert page.status == 303, page.text[-2000:]
+    detail = page.location.split("?")[0]
+    for language in LANGUAGES:
+        speak(client, token, language)
+        text = shown(c.get(detail))
+        # 08:00 in Shanghai is midnight in London (winter); Saturday and Sunday are left out.
+        first, second = when("2030-01-07T00:00:00Z", language, "Europe/London", "full"), \
+            when("2030-01-08T00:00:00Z", language, "Europe/London", "full")
+        rows = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', text)
+        assert rows[0] == ("2030-01-07T00:00:00Z", first) and rows[1][1] == second, rows[:2]
+        assert [r[0][:10] for r in rows[4:6]] == ["2030-01-11", "2030-01-14"]
+        assert "Europe/London" in text and "2030-01-07 08:00" in text  # and in the schedule's own zone
+        assert len(rows) == 10
+        text = shown(c.get("/console/automation/schedules"))
+        assert "每日对账" in text and "/disable" in text
+
+    sid = detail.rsplit("/", 1)[1]
+    assert c.post(f"/console/automation/schedules/{sid}/disable").status == 303
+    s = client.simulate_get(f"/api/v1/schedules/{sid}", headers=bearer(token)).json["resultValue"]
+    assert s["enabled"] is False and s["nextRunAt"] is None
+    assert "/enable" in shown(c.get(detail))
+    # Renaming in the form changes only the name.
+    page = c.post(f"/console/automation/schedules/{sid}/edit", schedule_form(package_id, name="每日对账（新）",
+                                                                             enabled=""))
+    assert page.status == 303, page.text[-2000:]
+    assert "每日对账（新）" in shown(c.follow(page))
+    text = shown(c.get(f"/console/automation/schedules/{sid}/edit"))
+    assert 'value="2030-01-07T08:00"' in text and 'id="f-weekday-5" name="weekdays" value="5" checked' in text
+    assert c.post(f"/console/automation/schedules/{sid}/delete").status == 303
+    assert client.simulate_get(f"/api/v1/schedules/{sid}", headers=bearer(token)).status_code == 404
+
+
+def test_a_bad_schedule_shows_the_apis_error_beside_its_field(client, console, person, package_id):
+    token = person("planner", *PLANNER)
+    c = console(token)
+    for language in LANGUAGES:
+        speak(client, token, language)
+        text = shown(c.post("/console/automation/schedules/new", schedule_form(package_id, every="0")), 400)
+        assert re.search(r'id="f-every"[^>]*aria-invalid="true"', text) and 'id="e-every"' in text
+        assert 'value="每日对账"' in text  # what was typed stays
+        text = shown(c.post("/console/automation/schedules/new", schedule_form("nope")), 400)
+        assert re.search(r'id="e-packageId">package nope not found', text)
+        text = shown(c.post("/console/automation/schedules/new", schedule_form(package_id, windowFrom="25:00")), 400)
+        assert 'id="e-windowFrom"' in text
+    c.post("/console/automation/schedules/new", schedule_form(package_id))
+    text = shown(c.post("/console/automation/schedules/new", schedule_form(package_id)), 409)
+    assert re.search(r'id="e-name">a schedule named 每日对账 exists', text)
+
+
+def test_a_flow_page_draws_one_box_per_task_and_colours_a_run(client, console, person, admin_token, package_id):
+    body = {"name": "月末结账", "tasks": [
+        {"key": "fetch", "packageId": package_id},
+        {"key": "check", "packageId": package_id, "parents": ["fetch"]},
+        {"key": "book", "packageId": package_id, "parents": ["fetch"]},
+        {"key": "report", "packageId": package_id, "parents": ["check", "book"]}]}
+    r = client.simulate_post("/api/v1/flows", headers=bearer(admin_token), json=body)
+    assert r.status_code == 201, r.json
+    flow_id = r.json["resultValue"]["id"]
+    token = person("operator", "flows.read", "flows.run", "runs.start", "runs.read")
+    c = console(token)
+    for language in LANGUAGES:
+        speak(client, token, language)
+        text = shown(c.get("/console/automation/flows"))
+        assert "月末结账" in text
+        text = shown(c.get(f"/console/automation/flows/{flow_id}"))
+        svg = re.search(r'<svg class="dag".*?</svg>', text, re.S).group(0)
+        assert svg.count('<rect class="node"') == 4 and svg.count('class="edge"') == 4
+        assert re.findall(r'data-key="(\w+)"', svg) == ["fetch", "check", "book", "report"]
+        # columns left to right by depth
+        xs = {k: int(x) for k, x in re.findall(r'data-key="(\w+)"[^<]*<title>[^<]*</title><rect class="node" x="(\d+)"',
+                                               svg)}
+        assert xs["fetch"] < xs["check"] == xs["book"] < xs["report"]
+        assert "data-state" not in svg
+    page = c.post(f"/console/automation/flows/{flow_id}/start")
+    assert page.status == 303, page.text[-1500:]
+    for language in LANGUAGES:
+        speak(client, token, language)
+        text = shown(c.follow(page))
+        svg = re.search(r'<svg class="dag".*?</svg>', text, re.S).group(0)
+        assert svg.count('<rect class="node"') == 4
+        assert re.search(r'data-key="fetch" data-state="queued"', svg)
+        assert re.search(r'data-key="report" data-state="waiting"', svg)
+        assert "/cancel" in text and 'data-refresh="5"' in text
+        text = shown(c.get(f"/console/automation/flows/{flow_id}"))
+        assert 'data-key="fetch" data-state="queued"' in text  # the latest run colours the flow's graph
+
+
+def test_the_autoscaler_page_shows_pools_policies_and_refuses_a_bad_policy(client, console, person, admin_token):
+    r = client.simulate_post("/api/v1/pools", headers=bearer(admin_token), json={"name": "burst"})
+    assert r.status_code == 201, r.json
+    client.simulate_post("/api/v1/pools", headers=bearer(admin_token), json={"name": "night"})
+    token = person("scaler", "executors.read", "autoscale.manage")
+    c = console(token)
+    page = c.post("/console/automation/autoscale/burst", {"provider": "local", "min": "3", "max": "1",
+                                                          "queuePerExecutor": "1", "maxWaitSeconds": "60",
+                                                          "idleSeconds": "300", "cooldownSeconds": "60",
+                                                          "enabled": "1"})
+    text = shown(page, 400)
+    assert re.search(r'id="e-min">must not exceed max', text) and 'id="f-min" name="min" type="number" value="3"' in text
+    page = c.post("/console/automation/autoscale/burst", {"provider": "local", "min": "0", "max": "2",
+                                                          "queuePerExecutor": "2", "maxWaitSeconds": "30",
+                                                          "idleSeconds": "120", "cooldownSeconds": "10",
+                                                          "enabled": "1"})
+    assert page.status == 303, page.text[-1500:]
+    policy = client.simulate_get("/api/v1/pools/burst/autoscale", headers=bearer(token)).json["resultValue"]
+    assert (policy["max"], policy["queuePerExecutor"], policy["enabled"]) == (2, 2, True)
+    for language in LANGUAGES:
+        speak(client, token, language)
+        text = shown(c.get("/console/automation/autoscale"))
+        assert "/console/automation/autoscale/burst" in text and "/console/automation/autoscale/night" in text
+        assert "0 – 2" in text
+        shown(c.get("/console/automation/autoscale/burst"))
+    reader = person("watcher", "executors.read")
+    text = shown(console(reader).get("/console/automation/autoscale/burst"))
+    assert 'name="queuePerExecutor"' not in text  # no form without autoscale.manage
+    assert console(reader).post("/console/automation/autoscale/burst", {"max": "9"}).status == 403
+
+
+def test_pages_need_their_permission_and_forms_their_csrf_token(client, console, person, package_id):
+    token = person("runner", "runs.read")
+    c = console(token)
+    home = shown(c.get("/console"))
+    assert "/console/automation/schedules" not in home and "/console/automation/flows" not in home
+    for path in ("/console/automation/schedules", "/console/automation/schedules/new", "/console/automation/flows",
+                 "/console/automation/autoscale"):
+        assert c.get(path).status == 403, path
+    planner = person("planner", *PLANNER)
+    p = console(planner)
+    assert "/console/automation/schedules" in shown(p.get("/console"))
+    page = p.post("/console/automation/schedules/new", schedule_form(package_id), csrf="forged")
+    assert page.status == 403
+    assert client.simulate_get("/api/v1/schedules", headers=bearer(planner)).json["resultValue"]["total"] == 0
