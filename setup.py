@@ -73,6 +73,8 @@ setup(
         "Jinja2>=3.1,<4",
         "Babel>=2.14,<3",
         "pygal>=3.0,<4",
+        # News, lessons and articles are written in Markdown: CommonMark, raw HTML off.
+        "markdown-it-py>=3,<5",
     ],
     extras_require={
         # psycopg 3 yields to gevent once the worker patched the standard library.

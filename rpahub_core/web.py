@@ -133,7 +133,7 @@ def operation_of(resource: Any, method: str) -> Operation | None:
 class PageRule:
     """A responder outside the API that renders for a browser (the console): who may see it."""
 
-    permission: str | None
+    permission: str | tuple[str, ...] | None  # a tuple: any one of them
     summary: str
     public: bool = False
 

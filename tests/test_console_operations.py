@@ -130,7 +130,7 @@ def test_scenarios_hot_apps_news_academy_and_the_knowledge_base(client, console,
         assert "国网江苏上线发票机器人" in text
         news_id = re.search(r'/console/operations/news/(\w+)"', text).group(1)
         text = shown(c.get(f"/console/operations/news/{news_id}"))
-        assert "<p>第一段</p><p>第二段</p>" in text and "/publish" not in text  # no content.manage
+        assert "<p>第一段</p>\n<p>第二段</p>" in text and "/publish" not in text  # no content.manage
         text = shown(c.get("/console/operations/knowledge", q="发票"))
         assert "<mark>发票</mark>" in text
         shown(c.get("/console/operations/academy"))
@@ -181,6 +181,10 @@ def test_feedback_from_report_to_acceptance(client, console, person):
     assert 'class="state state-accepted"' in text
     # The reporter may not take feedback: the action is refused, not merely hidden.
     assert r.post(f"/console/operations/feedback/{feedback_id}/assign").status == 403
+    # A reader (feedback.read only) has the desk in the menu too, and sees everyone's feedback there.
+    reader = console(person("zhou.yan", "feedback.read"))
+    assert "/console/operations/feedback/desk" in shown(reader.get("/console"))
+    assert "发票机器人报错" in shown(reader.get("/console/operations/feedback/desk"))
 
 
 def test_pages_need_their_permission_and_forms_their_csrf_token(client, console, person):
@@ -220,3 +224,16 @@ def test_an_editor_writes_publishes_and_deletes_news(client, console, person):
     assert 'data-confirm="' in text
     assert c.post(f"/console/operations/news/{news_id}/delete").status == 303
     assert reader.get(item).status == 404
+
+
+def test_news_bodies_show_their_markdown_and_never_the_authors_html(client, console, person):
+    editor = person("editor", "content.manage")
+    c = console(editor)
+    body = ("## 抢修经过\n\n**凌晨 3 点**完成隔离。\n\n| 步骤 | 用时 |\n|---|---|\n| 隔离 | 20 分钟 |\n\n"
+            "<script>alert(1)</script>\n\n[点我](javascript:alert(1))")
+    page = c.post("/console/operations/news/new", {"kind": "case", "title": "配网抢修", "body": body})
+    assert page.status == 303, page.text[-1500:]
+    text = shown(c.follow(page))
+    assert "<h2>抢修经过</h2>" in text and "<strong>凌晨 3 点</strong>" in text and "<td>隔离</td>" in text
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text
+    assert 'href="javascript:' not in text

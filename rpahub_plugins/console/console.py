@@ -8,6 +8,8 @@ from typing import Any
 
 import falcon
 import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from rpahub_core.web import PageRule
 
@@ -53,6 +55,7 @@ class Console:
         self.env.filters["when"] = _when
         self.env.filters["duration"] = _duration
         self.env.filters["number"] = _number
+        self.env.filters["markdown"] = _markdown
         self.env.globals["PREFIX"] = PREFIX
 
     def sign(self, purpose: str, value: str) -> str:
@@ -108,6 +111,15 @@ def _duration(ctx, value) -> str:
 @jinja2.pass_context
 def _number(ctx, value) -> str:
     return i18n.number(value, ctx.get("lang") or i18n.DEFAULT_LANGUAGE)
+
+
+# CommonMark with tables; raw HTML is not passed through (authors write text, never markup),
+# and the parser refuses javascript: and data: links.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+def _markdown(text: str | None) -> Markup:
+    return Markup(_MARKDOWN.render(text or ""))
 
 
 class Static:

@@ -36,7 +36,7 @@ FORM_LIMIT = 1 << 20
 class Entry:
     path: str
     handler: Callable
-    permission: str | None
+    permission: str | tuple[str, ...] | None
     public: bool
     method: str
 
@@ -46,7 +46,7 @@ class NavItem:
     section: str
     label: str
     path: str
-    permission: str | None
+    permission: str | tuple[str, ...] | None
 
 
 @dataclass
@@ -58,14 +58,15 @@ class Pages:
     template_folders: list[Any] = field(default_factory=list)
     catalogue_folders: list[Any] = field(default_factory=list)
 
-    def view(self, path: str, handler: Callable, *, permission: str | None = None,
+    def view(self, path: str, handler: Callable, *, permission: str | tuple[str, ...] | None = None,
              nav: tuple[str, str] | None = None, public: bool = False) -> None:
-        """A page (GET) at ``/console<path>``; ``nav=(section, label)`` lists it in the menu."""
+        """A page (GET) at ``/console<path>``; ``nav=(section, label)`` lists it in the menu.
+        ``permission``: the one its API needs, or a tuple of which any one will do."""
         self.entries.append(Entry(path, handler, permission, public, "GET"))
         if nav:
             self.nav_items.append(NavItem(nav[0], nav[1], PREFIX + path if path != "/" else PREFIX, permission))
 
-    def action(self, path: str, handler: Callable, *, permission: str | None = None, public: bool = False) -> None:
+    def action(self, path: str, handler: Callable, *, permission: str | tuple[str, ...] | None = None, public: bool = False) -> None:
         """A form submission (POST) at ``/console<path>``."""
         self.entries.append(Entry(path, handler, permission, public, "POST"))
 
@@ -118,12 +119,14 @@ class View:
     def permissions(self) -> set[str]:
         return set((self.me or {}).get("permissions") or [])
 
-    def can(self, permission: str | None) -> bool:
+    def can(self, permission: str | tuple[str, ...] | None) -> bool:
+        """Whether the person holds ``permission`` (a tuple: any one of them)."""
         if permission is None:
             return True
         if self.me is None:
             return False
-        return "*" in self.permissions or permission in self.permissions
+        wanted = (permission,) if isinstance(permission, str) else permission
+        return "*" in self.permissions or any(p in self.permissions for p in wanted)
 
     # -- input -----------------------------------------------------------------
 

@@ -253,7 +253,7 @@ def news_list(view: View) -> None:
 def news_read(view: View, news_id: str) -> None:
     """A news item or case."""
     item = view.value(view.api.get(f"/api/v1/news/{news_id}"))
-    view.render("operations/news_read.html", item=item, kinds=NEWS_KINDS, body=paragraphs(item.get("body") or ""))
+    view.render("operations/news_read.html", item=item, kinds=NEWS_KINDS, body=item.get("body") or "")
 
 
 def news_form(view: View, values: dict | None = None, errors: dict | None = None, status: int = 200) -> None:
@@ -323,7 +323,7 @@ def my_courses(view: View) -> None:
 def course(view: View, course_id: str) -> None:
     """A course."""
     row = view.value(view.api.get(f"/api/v1/academy/courses/{course_id}"))
-    view.render("operations/course.html", course=row, levels=LEVELS, description=paragraphs(row.get("description")))
+    view.render("operations/course.html", course=row, levels=LEVELS, description=row.get("description") or "")
 
 
 def course_enrol(view: View, course_id: str) -> None:
@@ -342,7 +342,7 @@ def lesson(view: View, course_id: str, lesson_id: str) -> None:
     item = view.value(view.api.get(f"/api/v1/academy/courses/{course_id}/lessons/{lesson_id}"))
     lessons = row["lessons"]
     index = next((i for i, x in enumerate(lessons) if x["id"] == item["id"]), 0)
-    view.render("operations/lesson.html", course=row, lesson=item, body=paragraphs(item.get("body")),
+    view.render("operations/lesson.html", course=row, lesson=item, body=item.get("body") or "",
                 previous=lessons[index - 1] if index > 0 else None,
                 following=lessons[index + 1] if index + 1 < len(lessons) else None)
 
@@ -376,11 +376,6 @@ def highlighted(text: str, spans) -> Markup:
     return Markup("").join(out)
 
 
-def paragraphs(text: str | None) -> list[str]:
-    """A Markdown body shown as its plain paragraphs (no HTML from authors reaches the page)."""
-    return [p.strip() for p in (text or "").replace("\r\n", "\n").split("\n\n") if p.strip()]
-
-
 def knowledge(view: View) -> None:
     """Knowledge base."""
     q = view.arg("q").strip()
@@ -401,7 +396,7 @@ def knowledge(view: View) -> None:
 def article(view: View, article_id: str) -> None:
     """A knowledge article."""
     row = view.value(view.api.get(f"/api/v1/knowledge/articles/{article_id}"))
-    view.render("operations/article.html", article=row, kinds=ARTICLE_KINDS, body=paragraphs(row.get("body")))
+    view.render("operations/article.html", article=row, kinds=ARTICLE_KINDS, body=row.get("body") or "")
 
 
 def register(pages) -> None:
@@ -410,7 +405,8 @@ def register(pages) -> None:
     pages.view("/operations/analysis", analysis, permission="analytics.read", nav=(ops, N_("Run analysis")))
     pages.view("/operations/scenarios", scenarios, permission="analytics.read", nav=(ops, N_("Scenario analysis")))
     pages.view("/operations/feedback", feedback_list, permission="feedback.submit", nav=(ops, N_("My feedback")))
-    pages.view("/operations/feedback/desk", feedback_desk, permission="feedback.handle",
+    pages.view("/operations/feedback/desk", feedback_desk, permission=("feedback.handle", "feedback.read",
+                                                                       "feedback.manage"),
                nav=(ops, N_("Feedback desk")))
     pages.view("/operations/feedback/new", feedback_form, permission="feedback.submit")
     pages.action("/operations/feedback/new", feedback_submit, permission="feedback.submit")
