@@ -188,6 +188,13 @@ def test_the_full_flow_signs_the_person_in(web, platform):
     assert home.status == 200 and "Li Lei" in home.text and not home.untranslated()
     me = web.simulate_get("/api/v1/me", headers={"Authorization": f"Bearer {browser.cookies['rpahub_session']}"})
     assert me.json["resultValue"]["source"] == "oidc" and me.json["resultValue"]["roles"] == ["operator"]
+    # The sign-in is in the audit log, named; the endpoint recording it takes platform tokens only.
+    from rpahub_core import db as hubdb
+    from rpahub_plugins.audit_log.models import AuditEntry
+
+    with hubdb.connection():
+        [entry] = AuditEntry.select().where(AuditEntry.action == "auth.oidc_signin")
+        assert (entry.actor_name, entry.target, entry.result) == ("li.lei", "li.lei", "ok")
     # Signing out ends the console session.
     token = browser.cookies["rpahub_session"]
     out = web.simulate_post("/console/signout", cookies=browser.cookies,
@@ -355,3 +362,8 @@ def test_sign_in_settings_are_checked(section, words):
 def test_sign_in_settings_accept_loopback_and_one_scope():
     s = oidc_settings.load({"token_endpoint": "http://127.0.0.1:8180/token", "scopes": "openid"})
     assert s.token_endpoint and s.scopes == ["openid"] and s.sign_in is False
+
+
+def test_recording_a_platform_sign_in_refuses_a_hub_token(web, admin_token):
+    r = web.simulate_post("/api/v1/auth/oidc/signin", headers={"Authorization": f"Bearer {admin_token}"})
+    assert r.status_code == 400 and "identity platform" in r.json["resultHint"]

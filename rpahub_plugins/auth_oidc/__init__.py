@@ -55,6 +55,7 @@ def rpahub_migrations(migrations):
 def rpahub_register_routes(routes, hub):
     # Validates the configuration now, so a mistake stops the hub at start, naming the key.
     routes.add("/api/v1/auth/oidc", resources.OidcInfo(oidc(hub).settings))
+    routes.add("/api/v1/auth/oidc/signin", resources.OidcSignIn())
 
 
 @hookimpl

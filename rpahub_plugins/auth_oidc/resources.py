@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from rpahub_core.errors import BadRequest
+from rpahub_core.permissions import AUTHENTICATED
 from rpahub_core.web import ok, operation
+
+from .tokens import looks_like_jwt
 
 
 class OidcInfo:
@@ -20,3 +24,18 @@ class OidcInfo:
             info.update({"signIn": True, "authorizationEndpoint": s.authorization_endpoint,
                          "tokenEndpoint": s.token_endpoint, "scopes": list(s.scopes)})
         ok(resp, info)
+
+
+class OidcSignIn:
+    """The console signs a person in with the platform's token: this call is the audit
+    log's record of it (a bearer token is otherwise presented call by call, unrecorded)."""
+
+    @operation(permission=AUTHENTICATED, summary="Record a sign-in through the identity platform; returns who it is",
+               tags=("identity",), audit="auth.oidc_signin")
+    def on_post(self, req, resp):
+        header = req.get_header("Authorization") or ""
+        if not looks_like_jwt(header.partition(" ")[2].strip()):
+            raise BadRequest("Authorization: a token of the identity platform is needed here, not a hub token")
+        who = req.context.principal
+        req.context.audit_target = who.name
+        ok(resp, {"id": who.id, "username": who.name, "roles": list(who.roles)})

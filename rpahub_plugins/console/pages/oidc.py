@@ -3,8 +3,8 @@ authorization code with PKCE, as a public client — the hub holds no client sec
 
 The flow's state, nonce and PKCE verifier live in a short-lived signed cookie. The hub
 exchanges the code itself and signs the person in with the platform's access token —
-the JWT auth_oidc verifies on every call — once ``/api/v1/me`` accepts it (which also
-provisions the person).
+the JWT auth_oidc verifies on every call — once ``/api/v1/auth/oidc/signin`` accepts it
+(which provisions the person and records the sign-in in the audit log).
 """
 
 from __future__ import annotations
@@ -243,7 +243,11 @@ def callback(view: View) -> None:
             raise Failure(502, view._("The identity platform's token is too large to keep in the browser. Ask the "
                                       "administrator of the identity platform to put fewer claims (such as groups) "
                                       "in it."), retry=False)
-        me = Api(view.console.hub.app, token, view.req.remote_addr or "127.0.0.1", {}).get("/api/v1/me")
+        api = Api(view.console.hub.app, token, view.req.remote_addr or "127.0.0.1",
+                  {"User-Agent": view.req.user_agent or "rpahub-console"})
+        me = api.post("/api/v1/auth/oidc/signin")  # provisions the person and audits the sign-in
+        if me.ok:
+            me = api.get("/api/v1/me")
         if not me.ok:
             status = 403 if me.status in (401, 403) else (me.status if me.status >= 500 else 502)
             raise Failure(status, view._("The hub did not accept your identity platform account."),
