@@ -238,6 +238,9 @@ def test_evaluation_delivery_and_trial_forms_show_the_apis_field_errors(client, 
     path = f"/console/design/requirements/{req['id']}"
     checker = console(rita, language)
     assert checker.post(f"{path}/approve", {}).status == 303
+    # The evaluate form offers who may be assigned: dave designs, alice does not.
+    offered = translated(checker.get(path)).text.split('<datalist id="designers">', 1)[1].split("</datalist>", 1)[0]
+    assert 'value="dave"' in offered and 'value="alice"' not in offered
     bad = translated(checker.post(f"{path}/evaluate", {"assignee": "nobody", "effortDays": "2", "valueScore": "7"}))
     assert bad.status == 400 and 'id="e-f-evaluate-assignee"' in bad.text and 'value="nobody"' in bad.text
     good = checker.post(f"{path}/evaluate", {"assignee": "dave", "effortDays": "2", "valueScore": "7"})

@@ -510,3 +510,14 @@ def test_whoever_reads_a_requirement_downloads_its_attachments_without_files_rea
     assert part.status_code == 206 and part.content == b"specification"
     other = center.upload_demand("bob")
     assert center.get("rita", f"/api/v1/requirements/{req['id']}/attachments/{other}").status_code == 404
+
+
+def test_evaluators_are_offered_the_people_who_may_design(center, client):
+    r = center.get("rita", "/api/v1/requirements/assignees")
+    assert r.status_code == 200
+    assert [p["username"] for p in r.json["resultValue"]["items"]] == ["admin", "dan", "dave"]  # "*" designs too
+    assert center.get("alice", "/api/v1/requirements/assignees").status_code == 403
+    r = client.simulate_patch(f"/api/v1/users/{center.ids['dan']}", headers=center.admin, json={"isActive": False})
+    assert r.status_code == 200, r.json
+    assert [p["username"] for p in center.get("rita", "/api/v1/requirements/assignees").json["resultValue"][
+        "items"]] == ["admin", "dave"]

@@ -50,6 +50,7 @@ def rpahub_register_routes(routes, hub):
     service = requirements(hub)
     routes.add("/api/v1/requirements", resources.RequirementList(service))
     routes.add("/api/v1/requirements/board", resources.RequirementBoard())
+    routes.add("/api/v1/requirements/assignees", resources.Assignees(service))
     routes.add("/api/v1/requirements/{req_id}", resources.RequirementItem(service))
     routes.add("/api/v1/requirements/{req_id}/comments", resources.RequirementComments(service))
     routes.add("/api/v1/requirements/{req_id}/attachments/{file_id}", resources.RequirementAttachment(service))

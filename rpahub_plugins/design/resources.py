@@ -146,6 +146,16 @@ class RequirementBoard:
         ok(resp, {"counts": counts, "total": sum(counts.values())})
 
 
+class Assignees:
+    def __init__(self, service: Requirements):
+        self.service = service
+
+    @operation(permission="design.evaluate", summary="Who may be assigned a requirement: active people holding "
+               "design.develop", tags=TAGS)
+    def on_get(self, req, resp):
+        ok(resp, {"items": self.service.designers()})
+
+
 class RequirementAttachment:
     """Whoever may read a requirement may read its attachments (no files.read needed)."""
 

@@ -310,6 +310,15 @@ class Requirements:
             raise ValidationFailed(errors)
         return unique
 
+    def designers(self) -> list[dict]:
+        """Active people who may be assigned a requirement (they hold design.develop)."""
+        from rpahub_plugins.auth_local.models import RolePermission, User, UserRole
+
+        holders = (UserRole.select(UserRole.user).join(RolePermission, on=(RolePermission.role == UserRole.role))
+                   .where(RolePermission.permission.in_(["design.develop", "*"])))
+        users = User.select().where(User.is_active & User.id.in_(holders)).order_by(User.username)
+        return [{"id": u.id, "username": u.username, "displayName": u.display_name} for u in users]
+
     def _designer(self, ref: str) -> tuple[str, str]:
         """The assignee named by user id or username: an active person who may design."""
         from rpahub_plugins.auth_local import identity

@@ -196,7 +196,10 @@ def requirement(view: View, req_id: str, errors: dict | None = None, values: dic
     running = any(t["runState"] in ("pending", "dispatched", "running", "stopping", "retrying")
                   for t in trials["items"])
     may_attach = item["state"] == "submitted" and view.can("design.submit") and (item["submitterId"] == me or manage)
-    view.render("design/requirement.html", status=status, r=item, actions=actions, trials=trials,
+    designers = []
+    if "evaluate" in item["yourActions"]:
+        designers = view.api.get("/api/v1/requirements/assignees").items()
+    view.render("design/requirement.html", status=status, r=item, actions=actions, trials=trials, designers=designers,
                 may_trial=may_trial, may_attach=may_attach, running=running, errors=errors or {},
                 values=values or {}, events=EVENTS, domains=DOMAINS, actions_table=ACTIONS)
 
