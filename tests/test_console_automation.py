@@ -173,3 +173,68 @@ def test_pages_need_their_permission_and_forms_their_csrf_token(client, console,
     page = p.post("/console/automation/schedules/new", schedule_form(package_id), csrf="forged")
     assert page.status == 403
     assert client.simulate_get("/api/v1/schedules", headers=bearer(planner)).json["resultValue"]["total"] == 0
+
+
+def test_the_schedule_form_previews_the_rule_before_it_is_saved(client, console, person, package_id):
+    token = person("planner", *PLANNER)
+    speak(client, token, "zh-CN", "Europe/London")
+    c = console(token)
+    typed = schedule_form(package_id, name="", arguments="region=四川", anchor="2030-01-10T08:00")  # a Thursday
+    for language in LANGUAGES:
+        speak(client, token, language)
+        text = shown(c.post("/console/automation/schedules/preview", typed))
+        rows = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', text)
+        # 08:00 in Shanghai is midnight in London; the weekend is left out.
+        assert [r[0] for r in rows[:3]] == ["2030-01-10T00:00:00Z", "2030-01-11T00:00:00Z", "2030-01-14T00:00:00Z"]
+        assert rows[0][1] == when("2030-01-10T00:00:00Z", language, "Europe/London", "full") and len(rows) == 10
+        assert "Europe/London" in text and "2030-01-10 08:00" in text  # and in the schedule's own zone
+        # What was typed stays, and saving still goes to the new schedule's action.
+        assert 'value="2030-01-10T08:00"' in text and "region=四川" in text
+        assert 'id="f-weekday-5" name="weekdays" value="5" checked' in text
+        assert 'id="f-weekday-6" name="weekdays" value="6" checked' not in text
+        assert 'action="/console/automation/schedules/new"' in text
+        assert 'formaction="/console/automation/schedules/preview"' in text
+    speak(client, token, "en", "Asia/Shanghai")
+    text = shown(c.post("/console/automation/schedules/preview", typed))
+    assert "In the schedule's time zone" not in text  # one zone: one column
+    assert client.simulate_get("/api/v1/schedules", headers=bearer(token)).json["resultValue"]["total"] == 0
+
+
+def test_a_bad_rule_previewed_shows_the_error_beside_its_field(client, console, person, package_id):
+    token = person("planner", *PLANNER)
+    c = console(token)
+    for language in LANGUAGES:
+        speak(client, token, language)
+        page = c.post("/console/automation/schedules/preview",
+                      schedule_form(package_id, windowFrom="18:00", windowTo="08:00"))
+        text = shown(page, 400)
+        assert re.search(r'id="f-windowTo"[^>]*aria-invalid="true"', text)
+        assert re.search(r'id="e-windowTo">must be later than', text)
+        assert 'value="每日对账"' in text and 'value="18:00"' in text  # what was typed stays
+        assert "<time datetime=" not in text
+        text = shown(c.post("/console/automation/schedules/preview", schedule_form(package_id, timezone="Mars/Olympus")),
+                     400)
+        assert re.search(r'id="e-timezone">unknown timezone', text) and 'value="Mars/Olympus"' in text
+
+
+def test_the_edit_form_previews_a_changed_rule_without_saving_it(client, console, person, package_id):
+    token = person("planner", *PLANNER)
+    c = console(token)
+    page = c.post("/console/automation/schedules/new", schedule_form(package_id))
+    sid = page.location.split("?")[0].rsplit("/", 1)[1]
+    for language in LANGUAGES:
+        speak(client, token, language)
+        text = shown(c.post(f"/console/automation/schedules/{sid}/preview",
+                            schedule_form(package_id, weekdays=["6"], enabled="")))
+        assert [d[:10] for d in re.findall(r'<time datetime="([^"]+)">', text)[:2]] == ["2030-01-12", "2030-01-19"]
+        assert f'action="/console/automation/schedules/{sid}/edit"' in text
+        assert 'class="notice"' in text  # previewed while disabled: these would make no run
+    s = client.simulate_get(f"/api/v1/schedules/{sid}", headers=bearer(token)).json["resultValue"]
+    assert s["weekdays"] == [1, 2, 3, 4, 5] and s["enabled"] is True
+
+
+def test_a_preview_needs_schedules_read_and_its_csrf_token(client, console, person, package_id):
+    c = console(person("runner", "runs.read"))
+    assert c.post("/console/automation/schedules/preview", schedule_form(package_id)).status == 403
+    planner = console(person("planner", *PLANNER))
+    assert planner.post("/console/automation/schedules/preview", schedule_form(package_id), csrf="forged").status == 403

@@ -531,3 +531,71 @@ def test_schedule_patch_validates_the_merged_schedule(client, admin_token, packa
     r = client.simulate_get(f"/api/v1/schedules/{sid}/preview", headers=auth, params={"count": 0})
     assert r.status_code == 400 and r.json["resultValue"]["errors"][0]["field"] == "count"
     assert client.simulate_get("/api/v1/schedules/nope/occurrences", headers=auth).status_code == 404
+
+
+# -- previewing a rule before it is saved -----------------------------------------------------
+
+RULE_FIELDS = ("unit", "every", "anchor", "timezone", "startDate", "endDate", "windowFrom", "windowTo", "weekdays")
+
+
+def rule_of(body):
+    return {k: v for k, v in body.items() if k in RULE_FIELDS}
+
+
+def test_a_rule_is_previewed_before_it_is_saved_and_nothing_is_stored(client, admin_token, package_id):
+    auth = bearer(admin_token)
+    working_days_at_8 = {"unit": "days", "anchor": "2030-05-06T08:00:00", "timezone": "Asia/Shanghai",
+                         "weekdays": WORKING_DAYS}
+    # From Thursday noon in Beijing: Friday, then the weekend is left out.
+    r = client.simulate_post("/api/v1/schedules/preview", headers=auth,
+                             json={**working_days_at_8, "count": 4, "after": "2030-05-09T12:00:00+08:00"})
+    assert r.status_code == 200, r.json
+    preview = r.json["resultValue"]
+    assert preview["timezone"] == "Asia/Shanghai"
+    assert [i["at"] for i in preview["items"]] == [
+        "2030-05-10T00:00:00Z", "2030-05-13T00:00:00Z", "2030-05-14T00:00:00Z", "2030-05-15T00:00:00Z"]
+    assert preview["items"][0]["local"] == "2030-05-10T08:00:00+08:00"
+    r = client.simulate_post("/api/v1/schedules/preview", headers=auth, json=working_days_at_8)
+    items = r.json["resultValue"]["items"]
+    assert len(items) == 10 and items[0]["at"] == "2030-05-06T00:00:00Z"  # from the anchor, 10 by default
+    # The same answer as the saved schedule's preview.
+    body = working_days_body(package_id, name="saved", every=1, **working_days_at_8, windowFrom=None, windowTo=None)
+    sid = client.simulate_post("/api/v1/schedules", headers=auth, json=body).json["resultValue"]["id"]
+    saved = client.simulate_get(f"/api/v1/schedules/{sid}/preview", headers=auth).json["resultValue"]
+    assert saved["items"] == items
+    client.simulate_delete(f"/api/v1/schedules/{sid}", headers=auth)
+    with hubdb.connection():
+        assert Schedule.select().count() == 0 and ScheduleOccurrence.select().count() == 0
+        assert RunInstance.select().count() == 0
+
+
+def test_a_rule_preview_refuses_what_create_refuses_naming_the_same_field(client, admin_token, package_id):
+    auth = bearer(admin_token)
+    for change, field in BAD_INPUT:
+        if field not in (*RULE_FIELDS, "colour"):
+            continue  # what runs and the misfire policy are no part of a rule
+        body = {k: v for k, v in {**working_days_body(package_id), **change}.items() if v is not None}
+        created = client.simulate_post("/api/v1/schedules", headers=auth, json=body)
+        previewed = client.simulate_post("/api/v1/schedules/preview", headers=auth,
+                                         json={**rule_of(body), **({"colour": "red"} if "colour" in change else {})})
+        assert previewed.status_code == 400, (change, previewed.json)
+        assert previewed.json["resultHint"].startswith(field), (change, previewed.json)
+        assert previewed.json["resultValue"]["errors"] == created.json["resultValue"]["errors"], change
+    rule = rule_of(working_days_body(package_id))
+    for change, field in (({"count": 0}, "count"), ({"count": 51}, "count"), ({"name": "x"}, "name"),
+                          ({"after": "0001-01-01T00:00:00+14:00"}, "after")):
+        r = client.simulate_post("/api/v1/schedules/preview", headers=auth, json={**rule, **change})
+        assert r.status_code == 400 and r.json["resultValue"]["errors"][0]["field"] == field, (change, r.json)
+    with hubdb.connection():
+        assert Schedule.select().count() == 0
+
+
+def test_a_rule_preview_needs_schedules_read_only(client, admin_token, package_id):
+    rule = rule_of(working_days_body(package_id))
+    outsider = person(client, admin_token, "outsider", ["runs.read"])
+    r = client.simulate_post("/api/v1/schedules/preview", headers=bearer(outsider), json=rule)
+    assert r.status_code == 403 and "schedules.read" in r.json["resultHint"]
+    reader = person(client, admin_token, "reader", ["schedules.read"])  # neither manage nor runs.start
+    r = client.simulate_post("/api/v1/schedules/preview", headers=bearer(reader), json={**rule, "count": 2})
+    assert r.status_code == 200 and [i["local"] for i in r.json["resultValue"]["items"]] == [
+        "2030-05-06T08:00:00+08:00", "2030-05-06T08:15:00+08:00"]

@@ -34,6 +34,7 @@ def rpahub_permissions(permissions):
 def rpahub_register_routes(routes, hub):
     service = schedules(hub)
     routes.add("/api/v1/schedules", resources.Schedules(service))
+    routes.add("/api/v1/schedules/preview", resources.RulePreview(service))
     routes.add("/api/v1/schedules/{schedule_id}", resources.ScheduleItem(service))
     routes.add("/api/v1/schedules/{schedule_id}/preview", resources.SchedulePreview(service))
     routes.add("/api/v1/schedules/{schedule_id}/occurrences", resources.ScheduleOccurrences(service))

@@ -32,18 +32,13 @@ Policy = Annotated[Literal["fire_once", "skip"], Field(description=(
 Grace = Annotated[int, Field(ge=0, le=31 * 86400, description=(
     "with fire_once: how late a missed occurrence may be and still make the one catch-up run"))]
 Priority = Annotated[int, Field(ge=-100, le=100)]
+After = Annotated[dt.datetime | None, Field(description="from this instant (UTC unless it has an offset); default now")]
 Attempts = Annotated[int, Field(ge=1, le=20)]
 
 
-class ScheduleIn(ApiModel):
-    name: Name
-    packageId: str = Field(min_length=1, max_length=32)
-    executorId: str | None = Field(None, max_length=128, description="one executor, or")
-    pool: str | None = Field(None, max_length=64, description="any member of a pool, or")
-    labels: list[str] = Field([], description="any executor carrying all these labels (none: any executor)")
-    arguments: list[Argument] = []
-    priority: Priority = 0
-    maxAttempts: Attempts | None = None
+class ScheduleRule(ApiModel):
+    """When a schedule fires: what ``POST /api/v1/schedules`` takes of it, and all a preview needs."""
+
     unit: Unit
     every: Every = 1
     anchor: Anchor
@@ -53,6 +48,17 @@ class ScheduleIn(ApiModel):
     windowFrom: HHMM | None = Field(None, description="daily window: occurrences at or after this time, and")
     windowTo: HHMM | None = Field(None, description="before this time (later than windowFrom)")
     weekdays: list[Weekday] = Field([], description="ISO weekdays, 1 = Monday ... 7 = Sunday; none: every day")
+
+
+class ScheduleIn(ScheduleRule):
+    name: Name
+    packageId: str = Field(min_length=1, max_length=32)
+    executorId: str | None = Field(None, max_length=128, description="one executor, or")
+    pool: str | None = Field(None, max_length=64, description="any member of a pool, or")
+    labels: list[str] = Field([], description="any executor carrying all these labels (none: any executor)")
+    arguments: list[Argument] = []
+    priority: Priority = 0
+    maxAttempts: Attempts | None = None
     misfirePolicy: Policy = "fire_once"
     misfireGraceSeconds: Grace = 300
     enabled: bool = True
@@ -94,7 +100,12 @@ class ScheduleQuery(PageQuery):
 
 class PreviewQuery(ApiModel):
     count: int = Field(10, ge=1, le=200)
-    after: dt.datetime | None = Field(None, description="from this instant (UTC unless it has an offset); default now")
+    after: After = None
+
+
+class RulePreviewIn(ScheduleRule):
+    count: int = Field(10, ge=1, le=50)
+    after: After = None
 
 
 COLUMNS = {api: column for column, api in FIELDS.items()}
@@ -210,6 +221,10 @@ class ScheduleItem:
         ok(resp, None)
 
 
+def preview_items(instants: list[dt.datetime], timezone: str) -> list[dict]:
+    return [{"at": at, "local": local_iso(at, timezone)} for at in instants]
+
+
 class SchedulePreview:
     def __init__(self, service):
         self.service = service
@@ -218,8 +233,23 @@ class SchedulePreview:
                tags=TAGS)
     def on_get(self, req, resp, schedule_id):
         s, q = self.service.get(schedule_id), req.context.query
-        items = [{"at": at, "local": local_iso(at, s.timezone)} for at in self.service.preview(s, q.count, q.after)]
+        items = preview_items(self.service.preview(s, q.count, q.after), s.timezone)
         ok(resp, {"timezone": s.timezone, "enabled": s.enabled, "items": items})
+
+
+class RulePreview:
+    """When a rule would fire, before it is saved: validated as a new schedule's, stored nowhere."""
+
+    def __init__(self, service):
+        self.service = service
+
+    # Nothing to commit: no transaction held while the occurrences are computed.
+    @operation(permission="schedules.read", summary="The next occurrences of a rule not saved as a schedule",
+               body=RulePreviewIn, tags=TAGS, audit="schedule.preview", transactional=False)
+    def on_post(self, req, resp):
+        body = req.context.body
+        instants = self.service.preview_rule(values_of(body, ScheduleRule.model_fields), body.count, body.after)
+        ok(resp, {"timezone": body.timezone, "items": preview_items(instants, body.timezone)})
 
 
 class ScheduleOccurrences:

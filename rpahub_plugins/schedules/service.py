@@ -206,21 +206,23 @@ class Schedules:
             raise invalid(exc.field, f"the stored rule is not valid: {exc.message}") from None
         return rule.upcoming(as_utc(after, "after"), count)
 
+    def preview_rule(self, values: dict, count: int, after: dt.datetime | None = None) -> list[dt.datetime]:
+        """The next ``count`` occurrences of a rule not saved (``values``: its model columns),
+        refused exactly as :meth:`create` would refuse it."""
+        s = Schedule()
+        assign(s, values)
+        return _checked_rule(s).upcoming(as_utc(after, "after"), count)
+
     def _validate(self, s: Schedule) -> Rule:
-        for required in ("name", "package_id", "unit", "every", "anchor", "timezone"):
+        for required in ("name", "package_id"):
             if getattr(s, required) in (None, ""):
                 raise invalid(required, "is required")
-        try:
-            rule = s.rule()
-        except RuleError as exc:
-            raise invalid(exc.field, exc.message) from None
+        rule = _checked_rule(s)
         s.anchor = rule.anchor  # an offset given with the anchor is now wall-clock time
         if s.misfire_policy not in POLICIES:
             raise invalid("misfire_policy", f"must be one of {', '.join(POLICIES)}")
         if s.misfire_grace_s is None or s.misfire_grace_s < 0:
             raise invalid("misfire_grace_s", "must be 0 or more seconds")
-        if rule.first() is None:
-            raise invalid(*_never(rule))
         self._check_target(s)
         return rule
 
@@ -511,6 +513,21 @@ def assign(s: Schedule, values: dict) -> None:
         elif key in ("window_from", "window_to") and isinstance(value, dt.time):
             value = value.strftime("%H:%M")
         setattr(s, key, value)
+
+
+def _checked_rule(s: Schedule) -> Rule:
+    """The schedule's rule, or a 400 naming the field that makes it invalid or leaves it
+    without any occurrence."""
+    for required in ("unit", "every", "anchor", "timezone"):
+        if getattr(s, required) in (None, ""):
+            raise invalid(required, "is required")
+    try:
+        rule = s.rule()
+    except RuleError as exc:
+        raise invalid(exc.field, exc.message) from None
+    if rule.first() is None:
+        raise invalid(*_never(rule))
+    return rule
 
 
 def _never(rule: Rule) -> tuple[str, str]:

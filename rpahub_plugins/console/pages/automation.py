@@ -26,6 +26,7 @@ EMPTY_PAGE = {"items": [], "total": 0, "page": 1, "pageSize": 20}
 SCHEDULE_FIELDS = ("name", "packageId", "executorId", "pool", "labels", "arguments", "priority", "maxAttempts",
                    "unit", "every", "anchor", "timezone", "startDate", "endDate", "windowFrom", "windowTo",
                    "weekdays", "misfirePolicy", "misfireGraceSeconds", "enabled")
+RULE_FIELDS = ("unit", "every", "anchor", "timezone", "startDate", "endDate", "windowFrom", "windowTo", "weekdays")
 OPTIONAL = ("executorId", "pool", "maxAttempts", "startDate", "endDate", "windowFrom", "windowTo")
 
 
@@ -88,12 +89,13 @@ def shown(schedule: dict) -> dict:
 
 
 def schedule_form(view: View, values: dict | None = None, errors: dict | None = None, status: int = 200,
-                  schedule: dict | None = None) -> None:
+                  schedule: dict | None = None, preview: dict | None = None) -> None:
     packages = view.api.get("/api/v1/packages", {"pageSize": 100}).items() if view.can("runs.read") else []
     pools = view.api.get("/api/v1/pools", {"pageSize": 100}).items() if view.can("executors.read") else []
     view.render("automation/schedule_form.html", status=status, values=values, errors=errors or {},
                 schedule=schedule, packages=packages, pools=pools, units=UNITS, weekdays=WEEKDAYS,
-                policies=POLICIES)
+                policies=POLICIES, preview=preview,
+                other_zone=bool(preview) and preview["timezone"] != view.timezone)
 
 
 def schedule_new(view: View) -> None:
@@ -113,6 +115,17 @@ def schedule_create(view: View) -> None:
     if not answer.ok:
         schedule_form(view, values, answer.form_errors(SCHEDULE_FIELDS), status=answer.status)
     view.redirect(view.url(f"/automation/schedules/{answer.value['id']}"), view._("Schedule created."))
+
+
+def schedule_preview(view: View, schedule_id: str | None = None) -> None:
+    """The form again, as typed, with when its rule would fire: nothing is saved."""
+    s = view.value(view.api.get(f"/api/v1/schedules/{schedule_id}")) if schedule_id else None
+    values = form_values(view)
+    body = {k: v for k, v in body_of(values).items() if k in RULE_FIELDS and v not in (None, "")}
+    answer = view.api.post("/api/v1/schedules/preview", body)
+    if not answer.ok:
+        schedule_form(view, values, answer.form_errors(SCHEDULE_FIELDS), status=answer.status, schedule=s)
+    schedule_form(view, values, schedule=s, preview=answer.value)
 
 
 def schedule_edit(view: View, schedule_id: str) -> None:
@@ -270,6 +283,8 @@ def register(pages) -> None:
     pages.view("/automation/schedules", schedule_list, permission="schedules.read", nav=(ex, N_("Schedules")))
     pages.view("/automation/schedules/new", schedule_new, permission="schedules.manage")
     pages.action("/automation/schedules/new", schedule_create, permission="schedules.manage")
+    pages.action("/automation/schedules/preview", schedule_preview, permission="schedules.read")
+    pages.action("/automation/schedules/{schedule_id}/preview", schedule_preview, permission="schedules.read")
     pages.view("/automation/schedules/{schedule_id}", schedule_detail, permission="schedules.read")
     pages.view("/automation/schedules/{schedule_id}/edit", schedule_edit, permission="schedules.manage")
     pages.action("/automation/schedules/{schedule_id}/edit", schedule_update, permission="schedules.manage")
