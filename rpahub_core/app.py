@@ -122,8 +122,9 @@ def create_app(settings: Settings | None = None, *, pm=None, environ=None, hub: 
         impl.function(*[args[name] for name in impl.argnames])
     special = {AUTHENTICATED, ROBOT, ANY_PRINCIPAL}
     for route, _method, op in routes.operations():
-        if op.permission and op.permission not in special and op.permission not in hub.permissions:
-            raise ValueError(f"{route.path} needs undeclared permission {op.permission!r} ({route.plugin})")
+        for permission in op.permission if isinstance(op.permission, tuple) else (op.permission,):
+            if permission and permission not in special and permission not in hub.permissions:
+                raise ValueError(f"{route.path} needs undeclared permission {permission!r} ({route.plugin})")
 
     app = HubApp(
         middleware=[ConnectionPerRequest(), RouteParams(), ApiGuard(hub), *routes.middleware],

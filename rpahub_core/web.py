@@ -67,7 +67,7 @@ class PageQuery(ApiModel):
 
 @dataclass(frozen=True)
 class Operation:
-    permission: str | None
+    permission: str | tuple[str, ...] | None  # a tuple: any one of them
     summary: str
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
@@ -85,7 +85,7 @@ class Operation:
 
 def operation(
     *,
-    permission: str | None = None,
+    permission: str | tuple[str, ...] | None = None,
     summary: str,
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
@@ -103,7 +103,8 @@ def operation(
     """Declare a responder: ``@operation(permission="users.manage", summary=..., body=UserIn)``.
 
     ``public=True`` needs no credentials (sign-in). ``permission=AUTHENTICATED`` lets
-    any signed-in person call it; ``permission=ROBOT`` only an admitted executor.
+    any signed-in person call it; ``permission=ROBOT`` only an admitted executor; a tuple of
+    permissions, anyone holding one of them.
     ``audit`` names the action in the audit log (default ``"<METHOD> <route>"``).
     ``produces`` marks a download: its success answer is that media type (``"*/*"``: the
     stored file's own), not the JSON envelope; its errors still are the envelope.
@@ -339,7 +340,10 @@ def check_access(op: Operation, principal, template: str) -> None:
         raise Forbidden("robot credentials cannot call people's APIs")
     if principal.must_change_password and not op.allow_password_change:
         raise Forbidden("password change required: POST /api/v1/me/password")
-    if op.permission not in (AUTHENTICATED, ANY_PRINCIPAL) and not principal.can(op.permission):
+    if isinstance(op.permission, tuple):
+        if not any(principal.can(p) for p in op.permission):
+            raise Forbidden(f"permission {' or '.join(op.permission)} required")
+    elif op.permission not in (AUTHENTICATED, ANY_PRINCIPAL) and not principal.can(op.permission):
         raise Forbidden(f"permission {op.permission} required")
 
 
@@ -425,10 +429,12 @@ def openapi_document(routes: Routes, *, title: str, version: str) -> dict[str, A
         spec["responses"]["400"] = failure
         if not op.public:
             spec["security"] = {ROBOT: [{"robot": []}], ANY_PRINCIPAL: [{"bearer": []}, {"robot": []}]}.get(
-                op.permission, [{"bearer": []}])
+                op.permission if isinstance(op.permission, str) else None, [{"bearer": []}])
             spec["responses"]["401"] = failure
             spec["responses"]["403"] = failure
-            if op.permission not in (None, AUTHENTICATED, ROBOT, ANY_PRINCIPAL):
+            if isinstance(op.permission, tuple):
+                spec["x-rpahub-permission"] = list(op.permission)  # any one of them
+            elif op.permission not in (None, AUTHENTICATED, ROBOT, ANY_PRINCIPAL):
                 spec["x-rpahub-permission"] = op.permission
         item[method] = spec
     return {

@@ -470,3 +470,126 @@ def test_metrics_count_firing_alerts_and_the_evaluator_waits_for_a_gevent_worker
     assert 'rpahub_ops_alerts_firing{severity="critical"} 1.0' in text
     assert "ops.loop" not in desk.hub.state  # tests evaluate by hand; `rpahub serve` workers run the loop
     wait_for(lambda: receiver.received, 1, "the webhook")
+
+
+# -- acknowledging a firing alert ------------------------------------------------------------
+
+
+def test_acknowledging_a_firing_alert_records_who_stops_reminders_and_is_audited(desk, receiver):
+    rule = desk.rule(kind="failure_rate", threshold=50, cooldownMinutes=30,
+                     channels=[{"notifier": "webhook", "target": receiver.url}])
+    desk.finished_runs(["failed"])
+    assert desk.evaluate() == [("failure_rate", "firing", False)]
+    [firing] = desk.call("GET", "/api/v1/ops/alerts").json["resultValue"]["firing"]
+    alert_id = firing["event"]["id"]
+    assert firing["event"]["acknowledged"] is None
+    assert [e["id"] for e in desk.call("GET", "/api/v1/ops/alerts", acknowledged="false"
+                                       ).json["resultValue"]["history"]["items"]] == [alert_id]
+
+    r = desk.call("POST", f"/api/v1/ops/alerts/{alert_id}/acknowledge", {"note": "  restarting robot r1  "})
+    assert r.status_code == 200, r.json
+    ack = r.json["resultValue"]["acknowledged"]
+    assert (ack["by"], ack["note"], r.json["resultValue"]["state"]) == ("admin", "restarting robot r1", "firing")
+    dt.datetime.fromisoformat(ack["at"].replace("Z", "+00:00"))
+
+    now = desk.call("GET", "/api/v1/ops/alerts").json["resultValue"]
+    assert now["firing"][0]["event"]["acknowledged"]["by"] == "admin"  # still firing, and whose it is
+    assert now["history"]["items"][0]["acknowledged"]["note"] == "restarting robot r1"
+    assert desk.call("GET", "/api/v1/ops/alerts", acknowledged="false").json["resultValue"]["firing"] == []
+    assert [e["id"] for e in desk.call("GET", "/api/v1/ops/alerts", acknowledged="true"
+                                       ).json["resultValue"]["history"]["items"]] == [alert_id]
+
+    audit = desk.call("GET", "/api/v1/audit", action="alert.acknowledge").json["resultValue"]["items"]
+    assert [(a["result"], a["actorName"], a["target"]) for a in audit] == [("ok", "admin", str(alert_id))]
+
+    # Past the cooldown the condition still holds, but nobody is reminded of an alert someone is on.
+    with hubdb.connection():
+        AlertRule.update(notified_at=utcnow() - dt.timedelta(hours=2)).execute()
+    assert desk.evaluate() == []
+    assert len(receiver.received) == 1
+
+    r = desk.call("POST", f"/api/v1/ops/alerts/{alert_id}/acknowledge", {"note": "me too"})
+    assert r.status_code == 409 and "acknowledged by admin" in r.json["resultHint"]
+
+    # It resolves (and says so); a later firing is a new alert nobody has acknowledged.
+    with hubdb.connection():
+        RunInstance.update(finished_at=utcnow() - dt.timedelta(hours=1)).execute()
+    assert desk.evaluate() == [("failure_rate", "resolved", False)]
+    assert receiver.notes()[-1]["state"] == "resolved"
+    r = desk.call("POST", f"/api/v1/ops/alerts/{alert_id}/acknowledge", {"note": ""})
+    assert r.status_code == 409 and "not firing" in r.json["resultHint"]
+    desk.finished_runs(["failed"])
+    assert desk.evaluate() == [("failure_rate", "firing", False)]
+    [again] = desk.call("GET", "/api/v1/ops/alerts").json["resultValue"]["firing"]
+    assert again["event"]["id"] != alert_id and again["event"]["acknowledged"] is None
+    history = desk.call("GET", "/api/v1/ops/alerts", ruleId=rule["id"]).json["resultValue"]["history"]["items"]
+    assert [(e["state"], e["acknowledged"] is not None) for e in history] == [
+        ("firing", False), ("resolved", False), ("firing", True)]  # the history keeps who was on the first
+
+
+def test_an_unacknowledged_alert_keeps_reminding_and_a_reminder_names_its_alert(desk, receiver):
+    desk.rule(kind="failure_rate", threshold=50, cooldownMinutes=30,
+              channels=[{"notifier": "webhook", "target": receiver.url}])
+    desk.finished_runs(["failed"])
+    desk.evaluate()
+    with hubdb.connection():
+        AlertRule.update(notified_at=utcnow() - dt.timedelta(hours=1)).execute()
+    assert desk.evaluate() == [("failure_rate", "firing", True)]
+    reminder, opening = desk.call("GET", "/api/v1/ops/alerts").json["resultValue"]["history"]["items"]
+    r = desk.call("POST", f"/api/v1/ops/alerts/{reminder['id']}/acknowledge", {})
+    assert r.status_code == 409 and f"reminds of, {opening['id']}" in r.json["resultHint"]
+    assert desk.call("POST", "/api/v1/ops/alerts/99999/acknowledge", {}).status_code == 404
+    assert desk.call("POST", "/api/v1/ops/alerts/nope/acknowledge", {}).status_code == 404
+    r = desk.call("POST", f"/api/v1/ops/alerts/{opening['id']}/acknowledge", {"note": "x" * 501})
+    assert r.status_code == 400 and "note" in r.json["resultHint"]
+
+
+def test_acknowledging_takes_alerts_acknowledge_or_alerts_manage(desk):
+    desk.rule(kind="failure_rate", threshold=10, name="a")
+    desk.rule(kind="failure_rate", threshold=10, name="b")
+    desk.finished_runs(["failed"])
+    desk.evaluate()
+    first, second = (f["event"]["id"] for f in desk.call("GET", "/api/v1/ops/alerts").json["resultValue"]["firing"])
+    reader = make_person(desk, "qian.ying", "alerts.read")
+    on_call = make_person(desk, "sun.li", "alerts.read", "alerts.acknowledge")
+    manager = make_person(desk, "zhou.min", "alerts.manage")
+
+    r = desk.call("POST", f"/api/v1/ops/alerts/{first}/acknowledge", {"note": "mine"}, token=reader)
+    assert r.status_code == 403 and "alerts.acknowledge" in r.json["resultHint"]
+    denied = desk.call("GET", "/api/v1/audit", action="alert.acknowledge").json["resultValue"]["items"]
+    assert [(a["result"], a["actorName"]) for a in denied] == [("denied", "qian.ying")]
+    assert desk.call("GET", "/api/v1/ops/alerts", token=reader).json["resultValue"]["firing"][0]["event"][
+        "acknowledged"] is None
+
+    r = desk.call("POST", f"/api/v1/ops/alerts/{first}/acknowledge", {"note": "on it"}, token=on_call)
+    assert r.status_code == 200 and r.json["resultValue"]["acknowledged"]["by"] == "sun.li"
+    r = desk.call("POST", f"/api/v1/ops/alerts/{second}/acknowledge", {}, token=manager)
+    assert r.status_code == 200 and r.json["resultValue"]["acknowledged"] == {
+        "by": "zhou.min", "at": r.json["resultValue"]["acknowledged"]["at"], "note": ""}
+    # The document names both: a client knows either will do.
+    spec = desk.call("GET", "/api/openapi.json").json["paths"]["/api/v1/ops/alerts/{alert_id}/acknowledge"]["post"]
+    assert spec["x-rpahub-permission"] == ["alerts.acknowledge", "alerts.manage"]
+
+
+def test_alert_events_of_an_older_schema_gain_the_acknowledgement_columns(desk):
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as alter
+
+    from rpahub_core.migrations import MigrationRegistry, SchemaVersion, migrate
+    from rpahub_plugins.ops import rpahub_migrations
+
+    columns = ("acknowledged_by", "acknowledged_at", "acknowledged_note")
+    with hubdb.connection():
+        db = hubdb.database.obj
+        # A database as ops schema #1 left it: no acknowledgement columns.
+        alter(*(SchemaMigrator.from_database(db).drop_column("alert_event", c) for c in columns))
+        SchemaVersion.update(version=1).where(SchemaVersion.component == "ops").execute()
+        registry = MigrationRegistry()
+        rpahub_migrations(migrations=registry)
+        assert migrate(registry) == ["ops #2: acknowledging a firing alert"]
+        assert set(columns) <= {c.name for c in db.get_columns("alert_event")}
+    desk.rule(kind="failure_rate", threshold=10)
+    desk.finished_runs(["failed"])
+    assert desk.evaluate() == [("failure_rate", "firing", False)]
+    alert_id = desk.call("GET", "/api/v1/ops/alerts").json["resultValue"]["firing"][0]["event"]["id"]
+    assert desk.call("POST", f"/api/v1/ops/alerts/{alert_id}/acknowledge", {}).status_code == 200

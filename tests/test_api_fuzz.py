@@ -348,6 +348,7 @@ def test_downloads_are_documented_as_files_and_everything_else_as_the_envelope(c
                 if types != {"application/json"}:
                     downloads[(method, path, status)] = types
     assert downloads == {
+        ("get", "/api/v1/academy/courses/{course_id}/lessons/{lesson_id}/video", "200"): {"*/*"},
         ("get", "/api/v1/files/{file_id}/content", "200"): {"*/*"},
         ("get", "/api/v1/images/{image_id}/versions/{version}/file", "200"): {"*/*"},
         ("get", "/api/v1/market/{app_id}/package", "200"): {"application/zip"},
@@ -355,6 +356,7 @@ def test_downloads_are_documented_as_files_and_everything_else_as_the_envelope(c
         ("get", "/api/v1/ops/folders/{file_id}/content", "200"): {"*/*"},
         ("get", "/api/v1/ops/runs/{run_id}/recording", "200"): {"*/*"},
         ("get", "/api/v1/ops/runs/{run_id}/screenshots/{file_id}", "200"): {"*/*"},
+        ("get", "/api/v1/requirements/{req_id}/attachments/{file_id}", "200"): {"*/*"},
     }
 
 

@@ -133,6 +133,60 @@ def test_a_firing_alert_shows_and_switching_its_rule_off_resolves_it(app, client
         "History")[1]
 
 
+def test_a_firing_alert_is_acknowledged_with_a_note_and_shows_who_is_on_it(app, client, admin_token, person,
+                                                                           console):
+    from rpahub_plugins.ops import alerts
+
+    register_robot(app, "robot-a")
+    with hubdb.connection():
+        Executor.update(state="offline", last_heartbeat=utcnow() - dt.timedelta(hours=2)).where(
+            Executor.id == "robot-a").execute()
+    rule(client, admin_token, name="Robots silent")
+    with hubdb.connection():
+        alerts(app.hub).evaluate()
+    [firing] = api(client, admin_token, "GET", "/api/v1/ops/alerts")["firing"]
+    alert_id = firing["event"]["id"]
+    form_action = f'action="/console/ops/alerts/{alert_id}/acknowledge"'
+
+    reader = console(person("qian.ying", "alerts.read"), language="en")
+    page = clean(reader.get("/console/ops/alerts"))
+    assert form_action not in page.text and "Not acknowledged" in page.text  # seen, not acknowledgeable
+    assert reader.post(f"/console/ops/alerts/{alert_id}/acknowledge", {"note": "x"}).status == 403
+
+    zh = clean(console(admin_token).get("/console/ops/alerts"))  # alerts.manage acknowledges too
+    assert form_action in zh.text and "确认处理</button>" in zh.text
+
+    on_call = console(person("sun.li", "alerts.read", "alerts.acknowledge"), language="en")
+    page = clean(on_call.get("/console/ops/alerts"))
+    firing_part = page.text.split("Firing now")[1].split("History")[0]
+    assert form_action in firing_part and f'<label for="ack-note-{alert_id}"' in firing_part
+    assert on_call.post(f"/console/ops/alerts/{alert_id}/acknowledge", {"note": "x"}, csrf="forged").status == 403
+    done = on_call.post(f"/console/ops/alerts/{alert_id}/acknowledge",
+                        {"note": "rebooting the host", "next": "/console/ops/alerts"})
+    assert done.status == 303 and done.location.endswith("/console/ops/alerts")
+    page = clean(on_call.follow(done))
+    assert "Alert acknowledged" in page.text
+    firing_part = page.text.split("Firing now")[1].split("History")[0]
+    assert form_action not in firing_part
+    assert "Acknowledged by sun.li" in firing_part and "rebooting the host" in firing_part
+    assert "Acknowledged by sun.li" in page.text.split("History")[1]  # the history keeps it
+    acknowledged = api(client, admin_token, "GET", "/api/v1/ops/alerts")["firing"][0]["event"]["acknowledged"]
+    assert (acknowledged["by"], acknowledged["note"]) == ("sun.li", "rebooting the host")
+
+    again = on_call.post(f"/console/ops/alerts/{alert_id}/acknowledge", {"note": "", "next": "/console/ops/alerts"})
+    assert again.status == 303
+    assert "acknowledged by sun.li already" in on_call.follow(again).text
+
+    only_open = clean(on_call.get("/console/ops/alerts", acknowledged="false"))
+    assert "No alert is firing." in only_open.text and "Robots silent" not in only_open.text
+    assert 'href="/console/ops/alerts">Show every firing alert' in only_open.text
+    assert "Robots silent" in clean(on_call.get("/console/ops/alerts", acknowledged="true")).text
+    zh = clean(console(admin_token).get("/console/ops/alerts"))
+    assert "sun.li 已确认处理" in zh.text and "rebooting the host" in zh.text
+    zh = clean(console(admin_token).get("/console/ops/alerts", acknowledged="false"))
+    assert "显示全部正在触发的告警" in zh.text
+
+
 def test_the_audit_log_searches_by_url_and_verifies_intact(app, client, admin_token, console):
     from rpahub_plugins.audit_log import ledger
 

@@ -12,13 +12,13 @@ import logging
 
 from rpahub_core import db as hubdb
 from rpahub_core import hookimpl
-from rpahub_core.migrations import create_tables
+from rpahub_core.migrations import add_columns, create_tables
 
 from . import resources
 from .alerts import Alerts
 from .folders import Folders
 from .inventory import Inventory
-from .models import MODELS
+from .models import MODELS, AlertEvent
 from .notifiers import Email, Webhook
 from .records import Records
 from .stats import Stats
@@ -70,12 +70,15 @@ def rpahub_config_defaults():
 @hookimpl
 def rpahub_migrations(migrations):
     migrations.add("ops", 1, create_tables(*MODELS), "alert rules and alert events")
+    migrations.add("ops", 2, add_columns(AlertEvent, "acknowledged_by", "acknowledged_at", "acknowledged_note"),
+                   "acknowledging a firing alert")
 
 
 @hookimpl
 def rpahub_permissions(permissions):
     permissions.add("alerts.read", "See alert rules, firing alerts and their history")
-    permissions.add("alerts.manage", "Create, change, test and delete alert rules")
+    permissions.add("alerts.manage", "Create, change, test and delete alert rules (and acknowledge alerts)")
+    permissions.add("alerts.acknowledge", "Acknowledge a firing alert: say one is on it and stop its reminders")
     permissions.add("folders.manage", "See and delete the files in anyone's personal folder")
     permissions.add("resources.read", "See the hosts, instances, executors and designers of the cloud resources")
 
@@ -104,6 +107,7 @@ def rpahub_register_routes(routes, hub):
     routes.add("/api/v1/ops/alert-rules/{rule_id}", resources.RuleItem(a))
     routes.add("/api/v1/ops/alert-rules/{rule_id}/test", resources.RuleTest(a))
     routes.add("/api/v1/ops/alerts", resources.AlertList(a))
+    routes.add("/api/v1/ops/alerts/{alert_id}/acknowledge", resources.AlertAcknowledge(a))
     routes.add("/api/v1/ops/notifiers", resources.NotifierList(hub))
     routes.add("/api/v1/me/files", resources.MyFiles(f))
     routes.add("/api/v1/me/files/usage", resources.MyUsage(f))

@@ -1,9 +1,9 @@
 """Alert rules and their evaluator.
 
 A rule fires once when its condition starts to hold, reminds no more often than its
-cooldown while it holds, and resolves when it clears. Each of these moments is an
-:class:`~.models.AlertEvent` delivered to the rule's channels through the notifiers of
-the ``rpahub_notifiers`` hook.
+cooldown while it holds (until someone acknowledges the alert), and resolves when it
+clears. Each of these moments is an :class:`~.models.AlertEvent` delivered to the rule's
+channels through the notifiers of the ``rpahub_notifiers`` hook.
 
 Several hub processes may evaluate at once: a transition is recorded only by the process
 whose conditional update of the rule succeeds, and an event is delivered only by the
@@ -57,7 +57,9 @@ def event_json(e: AlertEvent) -> dict:
     return {"id": e.id, "ruleId": e.rule_id, "ruleName": e.rule_name, "kind": e.kind, "severity": e.severity,
             "state": e.state, "repeat": e.repeat, "value": e.value, "threshold": e.threshold, "text": e.text,
             "labels": json.loads(e.labels or "{}"), "at": e.at, "deliveries": json.loads(e.deliveries or "[]"),
-            "pending": e.pending}
+            "pending": e.pending, "acknowledged": {"by": e.acknowledged_by, "at": e.acknowledged_at,
+                                                   "note": e.acknowledged_note or ""}
+            if e.acknowledged_at is not None else None}
 
 
 class Alerts:
@@ -174,7 +176,8 @@ class Alerts:
             event = self._record(rule, m, "firing", now)
             changed = AlertRule.update(firing_event_id=event.id, firing_since=now, notified_at=now).where(same)
         elif m.breached and rule.cooldown_min and rule.notified_at is not None \
-                and now - rule.notified_at >= dt.timedelta(minutes=rule.cooldown_min):
+                and now - rule.notified_at >= dt.timedelta(minutes=rule.cooldown_min) \
+                and not acknowledged(rule.firing_event_id):
             event = self._record(rule, m, "firing", now, repeat=True)
             changed = AlertRule.update(notified_at=now).where(same & (AlertRule.notified_at == rule.notified_at))
         elif not m.breached and rule.firing_event_id is not None:
@@ -263,6 +266,36 @@ class Alerts:
             results.append({"notifier": ch["notifier"], "target": ch["target"], "ok": ok, "error": error})
         return results
 
+    # -- acknowledgement ------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: str, note: str, *, by: str) -> AlertEvent:
+        """Someone is on the alert: record who, when and their note; its reminders stop.
+
+        The alert is the event that opened the firing (``firing[].event.id``). It stays
+        firing until its condition clears."""
+        # Ids are bigints: a longer number is no alert (and must not overflow the database's).
+        event = AlertEvent.get_or_none(AlertEvent.id == int(alert_id)) \
+            if alert_id.isascii() and alert_id.isdigit() and len(alert_id) <= 18 else None
+        if event is None:
+            raise NotFound(f"alert {alert_id} not found")
+        rule = AlertRule.get_or_none(AlertRule.id == event.rule_id)
+        open_id = rule.firing_event_id if rule is not None else None
+        if open_id is not None and event.id != open_id and event.state == "firing" and event.repeat \
+                and event.at >= rule.firing_since:
+            raise Conflict(f"event {event.id} is a reminder: acknowledge the alert it reminds of, {open_id}")
+        if event.id != open_id:
+            raise Conflict(f"alert {event.id} is not firing (it resolved); only a firing alert is acknowledged")
+        if event.acknowledged_at is not None:
+            raise Conflict(f"alert {event.id} was acknowledged by {event.acknowledged_by} already")
+        now = utcnow()
+        # Conditional: of two people acknowledging at once, the second is told it is taken.
+        done = AlertEvent.update(acknowledged_by=by, acknowledged_at=now, acknowledged_note=note).where(
+            (AlertEvent.id == event.id) & AlertEvent.acknowledged_at.is_null()).execute()
+        if not done:
+            raise Conflict(f"alert {event.id} was acknowledged already")
+        self.hub.publish("alert.acknowledged", ruleId=rule.id, rule=rule.name, eventId=event.id, by=by)
+        return AlertEvent.get(AlertEvent.id == event.id)
+
     # -- what is happening ----------------------------------------------------------------
 
     def firing(self) -> list[dict]:
@@ -272,6 +305,11 @@ class Alerts:
         return [{"rule": rule_json(r), "since": r.firing_since, "value": r.last_value,
                  "event": event_json(events[r.firing_event_id]) if r.firing_event_id in events else None}
                 for r in rules]
+
+
+def acknowledged(event_id: int | None) -> bool:
+    return event_id is not None and AlertEvent.select().where(
+        (AlertEvent.id == event_id) & AlertEvent.acknowledged_at.is_null(False)).exists()
 
 
 def send(available: dict, name: str, notification: dict, target: str) -> tuple[bool, str]:

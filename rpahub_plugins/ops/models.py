@@ -48,6 +48,11 @@ class AlertEvent(BaseModel):
     deliveries = peewee.TextField(default="[]")  # JSON: [{notifier, target, ok, attempts, error, at}]
     pending = peewee.BooleanField(default=False, index=True)  # a channel failed and will be retried
     claimed_until = peewee.DateTimeField(null=True)  # a process delivering it holds it until then
+    # Someone is on it (a firing, non-reminder event only): who, when, what they said. Reminders
+    # stop; a later firing after it resolved is a new event, so it starts unacknowledged.
+    acknowledged_by = peewee.CharField(max_length=128, null=True)
+    acknowledged_at = peewee.DateTimeField(null=True)
+    acknowledged_note = peewee.CharField(max_length=500, null=True)
 
 
 MODELS = (AlertRule, AlertEvent)

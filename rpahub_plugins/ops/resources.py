@@ -187,7 +187,27 @@ class AlertList:
             query = query.where(AlertEvent.state == q.state)
         if q.since:
             query = query.where(AlertEvent.at >= q.since)
-        ok(resp, {"firing": self.alerts.firing(), "history": paginate(query, q, event_json)})
+        firing = self.alerts.firing()
+        if q.acknowledged is not None:
+            # Only an alert's opening event can carry an acknowledgement; reminders and
+            # resolutions are neither acknowledged nor waiting for it.
+            query = query.where(AlertEvent.acknowledged_at.is_null(False)) if q.acknowledged else query.where(
+                (AlertEvent.state == "firing") & ~AlertEvent.repeat & AlertEvent.acknowledged_at.is_null())
+            firing = [f for f in firing if f["event"] is not None and (f["event"]["acknowledged"] is not None)
+                      == q.acknowledged]
+        ok(resp, {"firing": firing, "history": paginate(query, q, event_json)})
+
+
+class AlertAcknowledge:
+    def __init__(self, alerts: Alerts):
+        self.alerts = alerts
+
+    @operation(permission=("alerts.acknowledge", "alerts.manage"), summary="Acknowledge a firing alert: who and "
+               "when are recorded with the note, its reminders stop; it stays firing until its condition clears",
+               body=schemas.AcknowledgeIn, tags=ALERTS, audit="alert.acknowledge")
+    def on_post(self, req, resp, alert_id):
+        ok(resp, event_json(self.alerts.acknowledge(alert_id, req.context.body.note.strip(),
+                                                    by=req.context.principal.name)))
 
 
 class NotifierList:

@@ -120,6 +120,12 @@ class AlertQuery(PageQuery):
     ruleId: Id | None = None
     state: Literal["firing", "resolved"] | None = None
     since: UtcTime | None = None
+    acknowledged: bool | None = Field(None, description="true: alerts someone acknowledged; false: alerts "
+                                                        "(opening events) nobody did; narrows firing and history")
+
+
+class AcknowledgeIn(ApiModel):
+    note: str = Field("", max_length=500, description="what one is doing about it, for colleagues")
 
 
 class FileQuery(PageQuery):

@@ -14,6 +14,10 @@ EXECUTOR_STATES = (N_("online"), N_("busy"), N_("offline"))
 RULE_KINDS = (N_("failure_rate"), N_("executor_offline"), N_("queue_wait"), N_("licence_expiry"))
 SEVERITIES = (N_("info"), N_("warning"), N_("critical"))
 ALERT_STATES = (N_("firing"), N_("resolved"))
+# The `acknowledged` filter of GET /api/v1/ops/alerts.
+ACK_FILTERS = {"false": N_("Not acknowledged"), "true": N_("Acknowledged")}
+# Either lets one acknowledge (POST /api/v1/ops/alerts/{id}/acknowledge checks the same).
+ACKNOWLEDGE = ("alerts.acknowledge", "alerts.manage")
 AUDIT_RESULTS = (N_("ok"), N_("denied"), N_("failed"))
 PRINCIPAL_TYPES = (N_("user"), N_("robot"), N_("system"), N_("anonymous"))
 HOST_STATES = (N_("up"), N_("degraded"), N_("down"), N_("idle"))
@@ -109,7 +113,7 @@ def monitoring(view: View) -> None:
 
 def alert_list(view: View) -> None:
     """Alerts."""
-    query = page_query(view, "state", "ruleId")
+    query = page_query(view, "state", "ruleId", "acknowledged")
     answer = view.api.get("/api/v1/ops/alerts", query)
     if answer.ok:
         firing, history, errors = answer.value["firing"], answer.value["history"], {}
@@ -117,7 +121,14 @@ def alert_list(view: View) -> None:
         firing, history, errors = [], EMPTY_PAGE, answer.form_errors(())
     else:
         view.fail(answer)
-    view.render("ops/alerts.html", firing=firing, page=history, errors=errors, states=ALERT_STATES)
+    view.render("ops/alerts.html", firing=firing, page=history, errors=errors, states=ALERT_STATES,
+                ack_filters=ACK_FILTERS, acknowledge=ACKNOWLEDGE)
+
+
+def acknowledge_alert(view: View, alert_id: str) -> None:
+    """Say one is on a firing alert: its reminders stop, colleagues see who and the note."""
+    answer = view.api.post(f"/api/v1/ops/alerts/{alert_id}/acknowledge", {"note": view.field("note")})
+    view.back(answer, N_("Alert acknowledged: its reminders stop; it resolves when its condition clears."))
 
 
 def rule_list(view: View) -> None:
@@ -465,6 +476,7 @@ def register(pages) -> None:
     ops, admin = N_("Maintenance"), N_("Administration")  # 6.3 运维, apart from 6.4 运营
     pages.view("/ops/monitoring", monitoring, permission="runs.read", nav=(ops, N_("Monitoring")))
     pages.view("/ops/alerts", alert_list, permission="alerts.read", nav=(ops, N_("Alerts")))
+    pages.action("/ops/alerts/{alert_id}/acknowledge", acknowledge_alert, permission=ACKNOWLEDGE)
     pages.view("/ops/alert-rules", rule_list, permission="alerts.read", nav=(ops, N_("Alert rules")))
     pages.action("/ops/alert-rules", create_rule, permission="alerts.manage")
     pages.view("/ops/alert-rules/new", new_rule, permission="alerts.manage")
