@@ -195,6 +195,9 @@ def test_the_autoscaler_follows_the_queue_and_records_each_change(desk, fake):
     events = desk("GET", "/api/v1/pools/burst/autoscale/events")[1]["resultValue"]["items"]
     assert [(e["from"], e["to"]) for e in events] == [(2, 3), (0, 2)]  # newest first
     assert events[1]["provider"] == "fake" and "waiting" in events[1]["reason"]
+    # Every pool's policy at once, with its size and last decision (the autoscaler's overview).
+    [listed] = desk("GET", "/api/v1/autoscale")[1]["resultValue"]["items"]
+    assert (listed["pool"], listed["size"], listed["lastEvent"]["to"]) == ("burst", 3, 3)
     from rpahub_plugins.audit_log.models import AuditEntry
 
     assert AuditEntry.select().where((AuditEntry.action == "pool.scale") & (AuditEntry.target == "burst")).count() == 2

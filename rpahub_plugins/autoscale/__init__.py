@@ -66,8 +66,9 @@ def rpahub_permissions(permissions):
 
 @hookimpl
 def rpahub_register_routes(routes, hub):
-    from .resources import Events, Policy
+    from .resources import Events, Policies, Policy
 
+    routes.add("/api/v1/autoscale", Policies())
     routes.add("/api/v1/pools/{name}/autoscale", Policy(autoscaler(hub)))
     routes.add("/api/v1/pools/{name}/autoscale/events", Events())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import peewee
 from pydantic import Field
 
 from rpahub_core.errors import NotFound
@@ -35,6 +36,21 @@ def policy_json(p: AutoscalePolicy) -> dict:
 def event_json(e: AutoscaleEvent) -> dict:
     return {"at": e.at, "pool": e.pool, "provider": e.provider, "from": e.from_size, "to": e.to_size,
             "reason": e.reason}
+
+
+class Policies:
+    @operation(permission="executors.read", summary="Every pool's autoscaling policy, its size and last decision",
+               query=PageQuery, tags=("autoscale",))
+    def on_get(self, req, resp):
+        page = paginate(AutoscalePolicy.select().order_by(AutoscalePolicy.pool), req.context.query, policy_json)
+        pools = [p["pool"] for p in page["items"]]
+        latest = (AutoscaleEvent.select(AutoscaleEvent.pool, peewee.fn.MAX(AutoscaleEvent.id))
+                  .where(AutoscaleEvent.pool.in_(pools)).group_by(AutoscaleEvent.pool))
+        last = {e.pool: event_json(e) for e in AutoscaleEvent.select().where(
+            AutoscaleEvent.id.in_([i for _, i in latest.tuples()]))} if pools else {}
+        for item in page["items"]:
+            item["lastEvent"] = last.get(item["pool"])
+        ok(resp, page)
 
 
 class Policy:

@@ -239,12 +239,9 @@ def flow_run_cancel(view: View, flow_run_id: str) -> None:
 def autoscale_list(view: View) -> None:
     """Autoscaling."""
     pools = view.value(view.api.get("/api/v1/pools", paging(view, 50)))
-    rows = []
-    for pool in pools["items"]:
-        policy = view.api.get(f"/api/v1/pools/{pool['name']}/autoscale")
-        events = view.api.get(f"/api/v1/pools/{pool['name']}/autoscale/events", {"pageSize": 1})
-        rows.append({"pool": pool, "policy": policy.value if policy.ok else None,
-                     "last": (events.items() or [None])[0]})
+    policies = {p["pool"]: p for p in view.api.get("/api/v1/autoscale", {"pageSize": 200}).items()}
+    rows = [{"pool": pool, "policy": policies.get(pool["name"]),
+             "last": (policies.get(pool["name"]) or {}).get("lastEvent")} for pool in pools["items"]]
     view.render("automation/autoscale.html", pools=pools, rows=rows)
 
 
