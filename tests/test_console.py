@@ -254,3 +254,13 @@ def test_every_page_sends_the_signed_out_to_sign_in_and_refuses_who_lacks_its_pe
             assert page.status == 403, (entry.method, path, page.status)
             checked += 1
     assert checked > 60  # every center's pages, not a handful
+
+
+def test_every_built_in_permission_is_described_in_chinese(app, console, admin_token):
+    translator = app.hub.state["console"].catalogues.translator("zh-CN")
+    untranslated = {name: text for name, text in app.hub.permissions.entries.items()
+                    if translator.known(text) == text}
+    assert untranslated == {}, "add them to locale/*/LC_MESSAGES/permissions.po"
+    page = console(admin_token, "zh-CN").get("/console/ops/permissions")
+    assert "检索审计日志" in page.text and "Search the audit log" not in page.text
+    assert "检索审计日志" in console(admin_token, "zh-CN").get("/console/ops/permissions", q="审计").text

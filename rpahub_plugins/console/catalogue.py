@@ -61,6 +61,20 @@ def translations(folder: Path = HERE) -> dict[str, dict[str, str]]:
     return out
 
 
+#: Catalogues of texts the API returns (permission descriptions), not found in the pages.
+API_TEXTS = ("permissions",)
+
+
+def api_texts(folder: Path, locale: str) -> set[str]:
+    out: set[str] = set()
+    for domain in API_TEXTS:
+        po = folder / "locale" / locale / "LC_MESSAGES" / f"{domain}.po"
+        if po.exists():
+            with open(po, "rb") as fh:
+                out |= {m.id for m in read_po(fh, locale=locale) if m.id}
+    return out
+
+
 def problems(folder: Path = HERE) -> list[str]:
     """Every string a page shows that a catalogue lacks, or whose placeholders differ."""
     used = extract(folder)
@@ -97,7 +111,7 @@ def update(folder: Path = HERE, domain: str = "console") -> list[str]:
             if msgid not in messages:
                 catalog.add(msgid, msgid if locale == "en" else "")
                 added += 1
-        unused = sorted(set(messages) - set(everything))
+        unused = sorted(set(messages) - set(everything) - api_texts(folder, locale))
         with open(path, "wb") as fh:
             write_po(fh, catalog, width=120, omit_header=False, sort_output=True)
         notes.append(f"{locale}: {added} new, {len(unused)} unused" + (f": {unused}" if unused else ""))

@@ -95,6 +95,11 @@ class Translator:
         text = self.messages.get(message) or (f"⟦{message}⟧" if self.strict else message)
         return text % variables if variables else text
 
+    def known(self, text: str | None) -> str:
+        """Text that comes from the API (a permission's description): its translation when a
+        catalogue has one, else as it is — a third party's text is never marked missing."""
+        return self.messages.get(text, text) if text else ""
+
     def ngettext(self, singular: str, plural: str, n: int, **variables) -> str:
         forms = self.messages.get((singular, plural))
         if forms and all(forms):

@@ -294,7 +294,7 @@ class View:
             "v": self, "me": self.me, "lang": self.language, "tz": self.timezone, "csrf": self.csrf,
             "languages": LANGUAGE_NAMES, "html_lang": self.language, "path": self.req.path,
             "flash": self.take_flash(), "can": self.can, "url": self.url, "url_with": self.url_with,
-            "gettext": t.gettext, "ngettext": t.ngettext, "_": t.gettext, "quote": quote,
+            "gettext": t.gettext, "ngettext": t.ngettext, "_": t.gettext, "known": t.known, "quote": quote,
         }
 
 
