@@ -34,6 +34,7 @@ FINISH_STATES = {0: "success", 1: "cancelled", 2: "failed"}
 ACTIVE_STATES = ("dispatched", "running", "stopping")
 DONE_STATES = ("success", "cancelled", "failed")
 CHECKPOINT_MAX = 1 << 20
+OUT_OF_RANGE = "is out of range (before year 1 or after year 9999 in UTC)"  # check_storable's words
 
 
 LOG_COLUMNS = ("run", "content", "screenshot", "log_at", "level", "executor_id")
@@ -42,8 +43,9 @@ LOG_COLUMNS = ("run", "content", "screenshot", "log_at", "level", "executor_id")
 def insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """``executemany`` of one prepared INSERT: what ``insert_many`` does, without building
     the SQL of every value in Python (500 log records cost 20 ms that way; docs/benchmarks.md).
-    Values go to the driver as they are: str, int, None and naive UTC datetimes, which is
-    what these models' fields would have made of them."""
+    Values go to the driver as they are: str, int, None and naive UTC datetimes (or, on
+    SQLite, their ``isoformat(" ")`` text, what sqlite3 stores for them), which is what
+    these models' fields would have made of them."""
     db = model._meta.database
     db.cursor().executemany(_insert_sql(model, columns, db.param), rows)
 
@@ -243,20 +245,30 @@ class Gateway:
     # -- liveness --------------------------------------------------------------
 
     def heartbeat(self, session: ExecutorSession, body) -> None:
-        body = wire.parse(wire.HeartbeatBody, body)
-        run = None
-        if body.runInstanceId:
+        """Callable without a connection: most heartbeats touch no table, and those that
+        do take one for themselves."""
+        run_id = wire.heartbeat_run(body)
+        if run_id:
             self._names_runs.add(session.robot_id)
-            if self._still_held(session.robot_id, body.runInstanceId):
+        if self.batched and (not run_id or self._still_held(session.robot_id, run_id)):
+            self._touch(session, bool(run_id))  # liveness waits in memory for flush()
+            return
+        with hubdb.connection():
+            self._heartbeat(session, run_id)
+
+    def _heartbeat(self, session: ExecutorSession, run_id: str | None) -> None:
+        run = None
+        if run_id:
+            if self._still_held(session.robot_id, run_id):
                 self._touch(session, True)
                 return
-            run = RunInstance.get_or_none(RunInstance.id == body.runInstanceId)
+            run = RunInstance.get_or_none(RunInstance.id == run_id)
         busy = run is not None and run.executor_id == session.robot_id and run.state in ACTIVE_STATES
         self._touch(session, busy)  # alive, whatever the run id says
-        if body.runInstanceId:
+        if run_id:
             if run is None or run.executor_id != session.robot_id:
                 self._held.pop(session.robot_id, None)
-                self._own_run(session, body.runInstanceId)  # raises the protocol's error
+                self._own_run(session, run_id)  # raises the protocol's error
             self.renew(run)
             if run.state == "dispatched":
                 self._transition(run, "running", "heartbeat reports it running")
@@ -407,8 +419,10 @@ class Gateway:
         # A run this robot was just seen holding, with a lease far from expiry, is not read again.
         run = None if self._still_held(session.robot_id, body.runInstanceId) else \
             self._own_run(session, body.runInstanceId)
-        rows = [(body.runInstanceId, item.content, item.screenshot, self._utc(item.logAt), item.logLevel,
-                 session.robot_id) for item in body.logs]
+        logs = body.logs
+        times = self._log_times([item.logAt for item in logs])
+        rows = [(body.runInstanceId, item.content, item.screenshot, at, item.logLevel, session.robot_id)
+                for item, at in zip(logs, times, strict=True)]
         with hubdb.atomic():
             if rows:
                 insert_rows(RunLog, LOG_COLUMNS, rows)
@@ -419,6 +433,40 @@ class Gateway:
             self._hold(session.robot_id, run)
         self._touch(session)
         return len(rows)
+
+    def _log_times(self, values: list[dt.datetime]) -> list:
+        """``logAt`` of a batch as stored: naive UTC, and on SQLite already the text sqlite3
+        would make of it (in C instead of its Python adapter, row by row).
+
+        Naive times are read in ``naive_log_timezone``. A batch that spans at most an hour
+        and has the same offset at both ends has it throughout (the closest two offset
+        changes of any zone in tzdata are four days apart), so one subtraction per record
+        does what a zone lookup per record would; other batches take the lookup."""
+        naive = [v for v in values if v.tzinfo is None]
+        shift = None
+        if naive:
+            first, last = min(naive), max(naive)
+            if last - first <= dt.timedelta(hours=1):
+                offset = first.replace(tzinfo=self.naive_zone).utcoffset()
+                if offset == last.replace(tzinfo=self.naive_zone).utcoffset():
+                    shift = offset
+        try:
+            if shift is None:
+                out = [self._utc(v) for v in values]
+            else:
+                out = [v - shift if v.tzinfo is None else self._utc(v) for v in values]
+        except OverflowError:  # a naive time within hours of year 1 or 9999 has no instant in UTC
+            for i, value in enumerate(values):
+                try:
+                    self._utc(value)
+                except OverflowError:
+                    field, message = f"logs.{i}.logAt", f"Value error, {OUT_OF_RANGE}"
+                    raise ProtocolError(f"{field}: {message}",
+                                        value={"errors": [{"field": field, "message": message}]}) from None
+            raise
+        if hubdb.is_sqlite():
+            return [v.isoformat(" ") for v in out]
+        return out
 
     def _utc(self, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
