@@ -90,6 +90,22 @@ def test_admission_through_the_suppliers_allow_list(app, client, admin_token, co
     assert api(client, admin_token, "GET", "/api/v1/suppliers/vendor-a")["allowedRobots"] == []
 
 
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_an_executor_is_paused_from_dispatch_with_a_reason_and_resumed(app, client, admin_token, console, language):
+    register_robot(app, "robot-a")
+    admin = console(admin_token, language=language)
+    page = clean(admin.get("/console/executors/robot-a"))
+    assert 'action="/console/executors/robot-a/pause" class="card row" data-confirm=' in page.text
+    assert admin.post("/console/executors/robot-a/pause", {"paused": "true", "pausedNote": "补丁升级"}).status == 303
+    one = api(client, admin_token, "GET", "/api/v1/executors/robot-a")
+    assert (one["paused"], one["pausedNote"]) == (True, "补丁升级")
+    page = clean(admin.get("/console/executors/robot-a"))
+    assert 'id="paused"' in page.text and "补丁升级" in page.text
+    assert 'class="state state-stopping"' in clean(admin.get("/console/executors")).text
+    assert admin.post("/console/executors/robot-a/pause", {"paused": "false"}).status == 303
+    assert api(client, admin_token, "GET", "/api/v1/executors/robot-a")["paused"] is False
+
+
 def test_suppliers_are_admitted_with_a_secret_shown_once_and_disabled(app, client, admin_token, console):
     admin = console(admin_token, language="en")
     bad = clean(admin.post("/console/suppliers", {"code": "bad code!", "name": "Vendor B", "enabled": "on"}))

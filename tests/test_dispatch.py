@@ -421,3 +421,22 @@ def test_a_plugin_refuses_or_plans_runs_through_rpahub_admit_run(desk, client, a
     finally:
         desk.hub.pm.unregister(name="freeze")
     assert RunPlan.get(RunPlan.run_id == desk.submit().id).max_attempts == desk.d.default_attempts
+
+
+def test_a_paused_executor_finishes_what_it_holds_and_gets_nothing_new_until_resumed(desk, client, admin_token):
+    desk.robot("r1", slots=2)
+    held = desk.submit()
+    assert desk.d.tick() == 1 and desk.run(held.id).executor_id == "r1"
+    r = client.simulate_patch("/api/v1/executors/r1", headers={"Authorization": f"Bearer {admin_token}"},
+                              json={"paused": True, "pausedNote": "补丁升级"})
+    assert r.status_code == 200 and (r.json["resultValue"]["paused"], r.json["resultValue"]["pausedNote"]) == (
+        True, "补丁升级")
+    waiting = desk.submit()
+    assert desk.d.tick() == 0 and desk.run(waiting.id).state == "pending"  # a free slot, but paused
+    desk.execute_for("r1")
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": held.id, "status": 0})
+    assert desk.run(held.id).state == "success"  # what it held ran to its end
+    r = client.simulate_patch("/api/v1/executors/r1", headers={"Authorization": f"Bearer {admin_token}"},
+                              json={"paused": False})
+    assert (r.json["resultValue"]["paused"], r.json["resultValue"]["pausedNote"]) == (False, "")
+    assert desk.d.tick() == 1 and desk.run(waiting.id).executor_id == "r1"

@@ -28,7 +28,7 @@ def test_built_in_components_are_migrated_and_recorded(app):
     with hubdb.connection():
         versions = {row.component: row.version for row in SchemaVersion.select()}
     assert versions == {"approvals": 1, "audit_log": 3, "auth_local": 1, "auth_oidc": 1, "autoscale": 1, "console": 1,
-                        "design": 1, "designers": 1, "dispatch": 2, "executors": 2, "flows": 1, "images": 1,
+                        "design": 1, "designers": 1, "dispatch": 2, "executors": 3, "flows": 1, "images": 1,
                         "operations": 1, "ops": 2, "schedules": 1, "share": 2}
 
 

@@ -166,7 +166,8 @@ class Dispatcher:
     # -- placing -------------------------------------------------------------------
 
     def candidates(self) -> dict[str, Candidate]:
-        """Admitted executors alive now (heartbeat within the offline timeout) with a free slot.
+        """Admitted executors alive now (heartbeat within the offline timeout), not paused,
+        with a free slot.
 
         Each carries, in ``extra["kinds"]``, the package kinds its vendor adapter runs
         (empty: any), so matching needs no further queries.
@@ -185,7 +186,8 @@ class Dispatcher:
         # Plain tuples, not model instances: a fleet of 10,000 is read on every placement.
         for robot_id, supplier, labels, slots in (
                 Executor.select(Executor.id, Executor.supplier, Executor.labels, Executor.slots)
-                .where((Executor.state != "offline") & (Executor.last_heartbeat >= alive)).tuples()):
+                .where((Executor.state != "offline") & (Executor.last_heartbeat >= alive)
+                       & (Executor.paused == False)).tuples()):  # noqa: E712 (SQL, not Python)
             active = load.get(robot_id, 0)
             if active < slots:
                 if labels not in labels_of:

@@ -20,7 +20,7 @@ from . import resources
 from .files import FileStore
 from .gateway import Gateway
 from .licences import LicenceError, Licences
-from .models import MODELS
+from .models import MODELS, Executor
 from .runs import Runs
 
 log = logging.getLogger("rpahub.executors")
@@ -87,6 +87,7 @@ def rpahub_migrations(migrations):
     migrations.add("executors", 1, create_tables(*MODELS),
                    "suppliers, executors, licences, files, packages, runs, logs, commands")
     migrations.add("executors", 2, _leases_and_command_indexes, "run leases; command indexes")
+    migrations.add("executors", 3, add_columns(Executor, "paused", "paused_note"), "executors paused from dispatch")
 
 
 def _leases_and_command_indexes(ctx) -> None:

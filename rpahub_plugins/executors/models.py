@@ -38,6 +38,10 @@ class Executor(BaseModel):
     node = peewee.CharField(max_length=32, default="")  # hub process holding the connection
     registered_at = peewee.DateTimeField(null=True)
     last_heartbeat = peewee.DateTimeField(null=True)
+    # Paused: connected and finishing what it holds, but given no new run (maintenance, a
+    # suspect machine); who paused it and why are shown beside it.
+    paused = peewee.BooleanField(default=False)
+    paused_note = peewee.CharField(max_length=200, default="")
     created_at = peewee.DateTimeField(default=utcnow)
 
 

@@ -102,7 +102,7 @@ def supplier_json(s: Supplier) -> dict:
 def executor_json(e: Executor) -> dict:
     return {"id": e.id, "supplier": e.supplier_id, "version": e.version, "labels": json.loads(e.labels),
             "slots": e.slots, "state": e.state, "transport": e.transport, "registeredAt": e.registered_at,
-            "lastHeartbeat": e.last_heartbeat}
+            "lastHeartbeat": e.last_heartbeat, "paused": e.paused, "pausedNote": e.paused_note}
 
 
 def licence_json(lic: Licence) -> dict:
@@ -219,6 +219,8 @@ class Executors:
 class ExecutorPatch(ApiModel):
     labels: list[str] | None = Field(None, max_length=32, description="used by label affinity")
     slots: int | None = Field(None, ge=1, le=64, description="runs it may hold at once")
+    paused: bool | None = Field(None, description="true: no new run is placed on it (it finishes what it holds)")
+    pausedNote: str | None = Field(None, max_length=200, description="why it is paused (shown beside it)")
 
 
 class ExecutorItem:
@@ -232,14 +234,19 @@ class ExecutorItem:
     def on_get(self, req, resp, robot_id):
         ok(resp, executor_json(self._get(robot_id)))
 
-    @operation(permission="executors.manage", summary="Set an executor's labels and slots", body=ExecutorPatch,
-               tags=TAGS, audit="executor.update")
+    @operation(permission="executors.manage", summary="Set an executor's labels and slots, or pause it from "
+               "dispatch", body=ExecutorPatch, tags=TAGS, audit="executor.update")
     def on_patch(self, req, resp, robot_id):
         e, b = self._get(robot_id), req.context.body
         if b.labels is not None:
             e.labels = json.dumps(sorted(set(b.labels)), ensure_ascii=False)
         if b.slots is not None:
             e.slots = b.slots
+        if b.paused is not None:
+            e.paused = b.paused
+            e.paused_note = (b.pausedNote or "").strip() if b.paused else ""
+        elif b.pausedNote is not None and e.paused:
+            e.paused_note = b.pausedNote.strip()
         e.save()
         ok(resp, executor_json(e))
 

@@ -57,6 +57,16 @@ def update_executor(view: View, robot_id: str) -> None:
     view.redirect(view.url(f"/executors/{robot_id}"), view._("Executor saved."))
 
 
+def pause_executor(view: View, robot_id: str) -> None:
+    """Pause an executor from dispatch (it finishes what it holds), or resume it."""
+    paused = view.field("paused") == "true"
+    answer = view.api.patch(f"/api/v1/executors/{robot_id}", {"paused": paused, "pausedNote": view.field("pausedNote")})
+    if answer.status == 400:
+        executor_detail(view, robot_id, None, answer.form_errors(("pausedNote",)), 400)
+    view.back(answer, N_("Executor paused: no new run is placed on it.") if paused else N_("Executor resumed."),
+              view.url(f"/executors/{robot_id}"))
+
+
 def admit_executor(view: View, robot_id: str) -> None:
     """Put the robot on its supplier's allow-list, or take it off (it may no longer register
     when the supplier admits only listed robots)."""
@@ -271,6 +281,7 @@ def register(pages) -> None:
     pages.view("/executors/{robot_id}", executor_detail, permission="executors.read")
     pages.action("/executors/{robot_id}", update_executor, permission="executors.manage")
     pages.action("/executors/{robot_id}/admission", admit_executor, permission="executors.manage")
+    pages.action("/executors/{robot_id}/pause", pause_executor, permission="executors.manage")
     pages.view("/suppliers", supplier_list, permission="executors.read", nav=(section, N_("Suppliers")))
     pages.action("/suppliers", create_supplier, permission="executors.manage")
     pages.view("/suppliers/{code}", supplier_detail, permission="executors.read")
