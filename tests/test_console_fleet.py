@@ -164,6 +164,10 @@ def test_licences_are_issued_and_revoked(app, client, admin_token, console):
     assert admin.post(f"/console/licences/{lic['id']}/revoke").status == 303
     assert api(client, admin_token, "GET", "/api/v1/licences")["items"][0]["revokedAt"]
     assert "state-revoked" in admin.get("/console/licences").text
+    # Filters in the address narrow the list: the revoked one is not valid.
+    assert lic["id"][:12] not in clean(admin.get("/console/licences", state="valid")).text
+    assert lic["id"][:12] in clean(admin.get("/console/licences", state="revoked", robotId="robot-a")).text
+    assert 'selected>revoked' in admin.get("/console/licences", state="revoked").text
 
 
 def test_fleet_pages_need_their_permission_and_are_hidden_from_the_menu(app, client, person, console):

@@ -120,3 +120,31 @@ def test_licence_cli_issue_verify_revoke(tmp_path):
     refused = rpahub("licence", "verify", content)
     assert refused.returncode == 1 and "revoked" in refused.stdout
     assert rpahub("licence", "public-key").stdout.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_licences_are_listed_by_robot_pool_supplier_and_state(client, admin_token):
+    from rpahub_core.testing import bearer
+
+    client.simulate_post("/api/v1/suppliers", headers=bearer(admin_token),
+                         json={"code": "acme", "secret": "acme-secret-0123456789abcdef"})
+    ids = {}
+    for key, body in (("r1", {"robotId": "r1", "days": 30}), ("r2", {"robotId": "r2", "days": 400}),
+                      ("pool", {"pool": "finance", "days": 10})):
+        r = client.simulate_post("/api/v1/licences", headers=bearer(admin_token), json={"supplier": "acme", **body})
+        assert r.status_code == 201, r.json
+        ids[key] = r.json["resultValue"]["id"]
+    client.simulate_post(f"/api/v1/licences/{ids['r2']}/revoke", headers=bearer(admin_token))
+
+    def listed(**params):
+        r = client.simulate_get("/api/v1/licences", headers=bearer(admin_token), params=params)
+        assert r.status_code == 200, r.json
+        return sorted(x["id"] for x in r.json["resultValue"]["items"])
+
+    assert listed(robotId="r1") == [ids["r1"]]
+    assert listed(pool="finance") == [ids["pool"]]
+    assert listed(supplier="acme") == sorted(ids.values())
+    assert listed(state="revoked") == [ids["r2"]]
+    assert listed(state="valid") == sorted([ids["r1"], ids["pool"]])
+    assert listed(expiringWithinDays=15) == [ids["pool"]]
+    bad = client.simulate_get("/api/v1/licences", headers=bearer(admin_token), params={"state": "lost"})
+    assert bad.status_code == 400 and "state" in bad.json["resultHint"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
+from typing import Literal
 
 import falcon
 from pydantic import Field
 
 from rpahub_core import db as hubdb
 from rpahub_core.auth import RobotPrincipal
+from rpahub_core.db import utcnow
 from rpahub_core.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from rpahub_core.web import ANY_PRINCIPAL, ApiModel, PageQuery, ok, operation, paginate
 
@@ -254,13 +257,36 @@ class ExecutorItem:
 # -- licences ------------------------------------------------------------------------
 
 
+class LicenceQuery(PageQuery):
+    robotId: str | None = Field(None, max_length=128)
+    pool: str | None = Field(None, max_length=64)
+    supplier: str | None = Field(None, max_length=64)
+    state: Literal["valid", "expired", "revoked"] | None = None
+    expiringWithinDays: int | None = Field(None, ge=0, le=3650, description="valid licences ending within this many days")
+
+
 class Licences:
     def __init__(self, licences):
         self.licences = licences
 
-    @operation(permission="licences.manage", summary="Issued licences", query=PageQuery, tags=("licences",))
+    @operation(permission="licences.manage", summary="Issued licences, filtered by robot, pool, supplier or state",
+               query=LicenceQuery, tags=("licences",))
     def on_get(self, req, resp):
-        ok(resp, paginate(Licence.select().order_by(Licence.created_at.desc()), req.context.query, licence_json))
+        q, now = req.context.query, utcnow()
+        query = Licence.select().order_by(Licence.created_at.desc())
+        for column, value in ((Licence.robot_id, q.robotId), (Licence.pool, q.pool), (Licence.supplier, q.supplier)):
+            if value:
+                query = query.where(column == value)
+        if q.state == "revoked":
+            query = query.where(Licence.revoked_at.is_null(False))
+        elif q.state == "expired":
+            query = query.where(Licence.revoked_at.is_null() & (Licence.expires_at <= now))
+        elif q.state == "valid":
+            query = query.where(Licence.revoked_at.is_null() & (Licence.expires_at > now) & (Licence.not_before <= now))
+        if q.expiringWithinDays is not None:
+            query = query.where(Licence.revoked_at.is_null() & (Licence.expires_at > now)
+                                & (Licence.expires_at <= now + dt.timedelta(days=q.expiringWithinDays)))
+        ok(resp, paginate(query, q, licence_json))
 
     @operation(permission="licences.manage", summary="Issue a signed licence bound to a robot or a pool",
                body=LicenceIn, tags=("licences",), audit="licence.issue", status=201)

@@ -37,7 +37,7 @@ def executor_detail(view: View, robot_id: str, values: dict | None = None, error
     labels = set(executor["labels"])
     pools = [p for p in every(view, "/api/v1/pools")
              if robot_id in p["members"] or (p["labels"] and labels.issuperset(p["labels"]))]
-    licences = [dated(lic) for lic in every(view, "/api/v1/licences") if lic["robotId"] == robot_id] \
+    licences = [dated(lic) for lic in every(view, "/api/v1/licences", {"robotId": robot_id})] \
         if view.can("licences.manage") else None
     if values is None:
         values = {"labels": ", ".join(executor["labels"]), "slots": executor["slots"]}
@@ -228,6 +228,7 @@ def delete_pool(view: View, name: str) -> None:
 # -- licences ----------------------------------------------------------------------------------------
 
 LICENCE_FIELDS = ("supplier", "robotId", "pool", "features", "days")
+LICENCE_STATES = (N_("valid"), N_("expired"), N_("revoked"))
 
 
 def dated(lic: dict) -> dict:
@@ -243,10 +244,12 @@ def dated(lic: dict) -> dict:
 
 def licence_list(view: View, values: dict | None = None, errors: dict | None = None, status: int = 200) -> None:
     """Licences."""
-    page, filter_errors = listing(view, view.api.get("/api/v1/licences", page_query(view)))
+    query = page_query(view, "robotId", "pool", "supplier", "state", "expiringWithinDays")
+    page, filter_errors = listing(view, view.api.get("/api/v1/licences", query))
     page = {**page, "items": [dated(lic) for lic in page["items"]]}
     suppliers = [s["code"] for s in every(view, "/api/v1/suppliers")] if view.can("executors.read") else []
     view.render("fleet/licences.html", status=status, page=page, filter_errors=filter_errors, suppliers=suppliers,
+                licence_states=LICENCE_STATES,
                 values=values or {"days": "365"}, errors=errors or {})
 
 
