@@ -58,6 +58,17 @@ def test_executors_filter_by_state_and_supplier(app, client, admin_token, consol
     assert bad.status == 200 and "flash-error" in bad.text
 
 
+def test_executors_are_found_by_part_of_their_id_and_by_label(app, client, admin_token, console):
+    for robot in ("sx-bill-01", "sx-bill-02", "hr-01"):
+        register_robot(app, robot)
+    api(client, admin_token, "PATCH", "/api/v1/executors/sx-bill-02", {"labels": ["ocr", "sichuan"]})
+    ids = lambda **q: [e["id"] for e in api(client, admin_token, "GET", "/api/v1/executors", **q)["items"]]  # noqa: E731
+    assert ids(q="bill") == ["sx-bill-01", "sx-bill-02"]
+    assert ids(label="ocr") == ["sx-bill-02"] and ids(label=["ocr", "beijing"]) == []
+    page = clean(console(admin_token, language="zh-CN").get("/console/executors", label="sichuan"))
+    assert "sx-bill-02" in page.text and "sx-bill-01" not in page.text and 'value="sichuan"' in page.text
+
+
 def test_an_executor_page_shows_details_recent_runs_and_saves_labels(app, client, admin_token, console):
     register_robot(app, "robot-a")
     buf = io.BytesIO()

@@ -148,3 +148,14 @@ def test_licences_are_listed_by_robot_pool_supplier_and_state(client, admin_toke
     assert listed(expiringWithinDays=15) == [ids["pool"]]
     bad = client.simulate_get("/api/v1/licences", headers=bearer(admin_token), params={"state": "lost"})
     assert bad.status_code == 400 and "state" in bad.json["resultHint"]
+
+
+def test_the_installed_adapters_are_listed_for_whoever_admits_suppliers(client, admin_token, person, console):
+    from rpahub_core.testing import bearer
+
+    r = client.simulate_get("/api/v1/adapters", headers=bearer(admin_token))
+    kinds = {a["name"]: a["packageKinds"] for a in r.json["resultValue"]}
+    assert kinds["robotframework"] == ["robot"] and "tces130" in kinds
+    keeper = person("fleet.keeper", "executors.read", "executors.manage")  # no system.read
+    page = console(keeper, "en").get("/console/suppliers")
+    assert '<option value="robotframework"' in page.text

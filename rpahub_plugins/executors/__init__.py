@@ -117,6 +117,7 @@ def rpahub_permissions(permissions):
 def rpahub_register_routes(routes, hub):
     ex = state(hub)
     routes.add("/api/v1/suppliers", resources.Suppliers(hub, ex.adapters))
+    routes.add("/api/v1/adapters", resources.AdapterList(ex.adapters))
     routes.add("/api/v1/suppliers/{code}", resources.SupplierItem(hub, ex.adapters, ex.gateway))
     routes.add("/api/v1/executors", resources.Executors())
     routes.add("/api/v1/executors/{robot_id}", resources.ExecutorItem())

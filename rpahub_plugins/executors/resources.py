@@ -53,6 +53,9 @@ class SupplierPatch(ApiModel):
 class ExecutorQuery(PageQuery):
     state: str | None = Field(None, pattern="^(online|offline|busy)$")
     supplier: str | None = None
+    q: str | None = Field(None, max_length=128, description="part of the robot id")
+    label: list[str] = Field([], max_length=16, description="repeat for several: all must be carried")
+    paused: bool | None = None
 
 
 class LicenceIn(ApiModel):
@@ -216,7 +219,26 @@ class Executors:
             query = query.where(Executor.state == q.state)
         if q.supplier:
             query = query.where(Executor.supplier == q.supplier)
+        if q.q:
+            query = query.where(Executor.id.contains(q.q))
+        if q.paused is not None:
+            query = query.where(Executor.paused == q.paused)
+        for label in q.label:  # labels are a sorted JSON list: match the quoted element
+            query = query.where(Executor.labels.contains(json.dumps(label, ensure_ascii=False)))
         ok(resp, paginate(query, q, executor_json))
+
+
+class AdapterList:
+    """What a supplier may be admitted with: the vendor adapters installed (stevedore)."""
+
+    def __init__(self, adapters: dict):
+        self.adapters = adapters
+
+    @operation(permission="executors.read", summary="Installed vendor adapters and the package kinds each runs",
+               tags=TAGS)
+    def on_get(self, req, resp):
+        ok(resp, [{"name": name, "packageKinds": list(getattr(a, "package_kinds", ()) or ())}
+                  for name, a in sorted(self.adapters.items())])
 
 
 class ExecutorPatch(ApiModel):

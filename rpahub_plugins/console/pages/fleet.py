@@ -23,7 +23,7 @@ def words(value: str) -> list[str]:
 
 def executor_list(view: View) -> None:
     """Executors."""
-    page, errors = listing(view, view.api.get("/api/v1/executors", page_query(view, "state", "supplier")))
+    page, errors = listing(view, view.api.get("/api/v1/executors", page_query(view, "state", "supplier", "q", "label")))
     suppliers = [s["code"] for s in every(view, "/api/v1/suppliers")]
     view.render("fleet/executors.html", page=page, errors=errors, states=EXECUTOR_STATES, suppliers=suppliers)
 
@@ -87,10 +87,7 @@ SUPPLIER_FIELDS = ("code", "name", "secret", "adapter", "allowlistRequired", "al
 
 
 def adapters(view: View) -> list[str]:
-    if not view.can("system.read"):
-        return []
-    answer = view.api.get("/api/v1/plugins")
-    return answer.value.get("adapters", []) if answer.ok else []
+    return [a["name"] for a in view.api.get("/api/v1/adapters").value or []] if view.can("executors.read") else []
 
 
 def supplier_list(view: View, created: dict | None = None, values: dict | None = None, errors: dict | None = None,
