@@ -237,3 +237,87 @@ def test_news_bodies_show_their_markdown_and_never_the_authors_html(client, cons
     assert "<h2>抢修经过</h2>" in text and "<strong>凌晨 3 点</strong>" in text and "<td>隔离</td>" in text
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text
     assert 'href="javascript:' not in text
+
+
+def test_an_editor_writes_changes_publishes_and_deletes_a_knowledge_article(client, console, person, admin_token):
+    editor = person("kb.editor", "knowledge.manage")
+    c = console(editor)
+    for language in LANGUAGES:
+        speak(client, editor, language)
+        text = shown(c.get("/console/operations/knowledge"))
+        assert "/console/operations/knowledge/new" in text and 'id="f-drafts"' in text
+        text = shown(c.get("/console/operations/knowledge/new"))
+        assert 'id="f-body"' in text and "**" in text  # the Markdown hint
+        # Bad input: the API's message beside the field, what was typed kept.
+        text = shown(c.post("/console/operations/knowledge/new", {"kind": "scenario", "title": " ",
+                                                                  "body": "## 适用范围\n\n增值税发票"}), 400)
+        assert re.search(r'id="f-title"[^>]*aria-invalid="true"', text) and 'id="e-title"' in text
+        assert "## 适用范围\n\n增值税发票</textarea>" in text and '<option value="scenario" selected>' in text
+        text = shown(c.post("/console/operations/knowledge/new", {"kind": "case", "title": "关联应用",
+                                                                  "appIds": "nope"}), 400)
+        assert re.search(r'id="e-appIds">no app nope<', text) and 'value="关联应用"' in text
+        # A preview renders the Markdown and saves nothing.
+        text = shown(c.post("/console/operations/knowledge/new", {"kind": "feature", "title": "预览",
+                                                                  "body": "## 步骤\n\n**先**登录", "preview": "1"}))
+        assert 'id="preview"' in text and "<h2>步骤</h2>" in text and "<strong>先</strong>" in text
+    assert client.simulate_get("/api/v1/knowledge/articles", headers=bearer(editor),
+                               params={"drafts": "true"}).json["resultValue"]["total"] == 0
+    page = c.post("/console/operations/knowledge/new", {"kind": "scenario", "title": "发票校验场景",
+                                                        "body": "## 适用范围\n\n增值税**专用**发票", "tags": "发票, 财务"})
+    assert page.status == 303, page.text[-1500:]
+    item = page.location.split("?")[0]
+    article_id = item.rsplit("/", 1)[1]
+    for language in LANGUAGES:
+        speak(client, editor, language)
+        text = shown(c.follow(page) if language == "zh-CN" else c.get(item))
+        assert "<h2>适用范围</h2>" in text and "<strong>专用</strong>" in text
+        assert "<code>发票</code><code>财务</code>" in text and 'value="true"' in text  # a draft: publish offered
+        assert f"/operations/knowledge/{article_id}/edit" in text and 'data-confirm="' in text
+    reader_token = person("kb.reader", "analytics.read")
+    reader = console(reader_token)
+    assert "发票校验场景" not in shown(reader.get("/console/operations/knowledge"))
+    assert reader.get(item).status == 404  # a draft does not exist for readers
+    assert c.post(f"/console/operations/knowledge/{article_id}/publish", {"published": "true"}).status == 303
+    for language in LANGUAGES:
+        speak(client, reader_token, language)
+        assert "发票校验场景" in shown(reader.get("/console/operations/knowledge"))
+        assert "<mark>发票</mark>" in shown(reader.get("/console/operations/knowledge", q="发票"))
+        text = shown(reader.get(item))
+        assert "/publish" not in text and "/edit" not in text and "/delete" not in text
+    # The edit form shows the article; a change is saved and read at once.
+    for language in LANGUAGES:
+        speak(client, editor, language)
+        text = shown(c.get(f"{item}/edit"))
+        assert 'value="发票校验场景"' in text and 'value="发票, 财务"' in text and "增值税**专用**发票</textarea>" in text
+        text = shown(c.post(f"{item}/edit", {"kind": "scenario", "title": "", "body": "改过的正文"}), 400)
+        assert 'id="e-title"' in text and "改过的正文</textarea>" in text
+    page = c.post(f"{item}/edit", {"kind": "case", "title": "发票校验案例", "body": "新的正文", "tags": "发票"})
+    assert page.status == 303, page.text[-1500:]
+    text = shown(reader.get(item))
+    assert "发票校验案例" in text and "新的正文" in text
+    row = client.simulate_get(f"/api/v1/knowledge/articles/{article_id}", headers=bearer(editor)).json["resultValue"]
+    assert row["kind"] == "case" and row["tags"] == ["发票"] and row["published"] is True  # still published
+    assert c.post(f"/console/operations/knowledge/{article_id}/publish", {"published": "false"}).status == 303
+    assert reader.get(item).status == 404
+    assert c.post(f"/console/operations/knowledge/{article_id}/delete").status == 303
+    assert c.get(item).status == 404
+
+
+def test_writing_the_knowledge_base_needs_knowledge_manage_and_the_csrf_token(client, console, person, admin_token):
+    r = client.simulate_post("/api/v1/knowledge/articles", headers=bearer(admin_token), json={
+        "title": "执行器介绍", "body": "正文", "published": True})
+    article_id = r.json["resultValue"]["id"]
+    reader = console(person("kb.reader", "analytics.read"))
+    text = shown(reader.get("/console/operations/knowledge"))
+    assert "/console/operations/knowledge/new" not in text and 'id="f-drafts"' not in text
+    assert reader.get("/console/operations/knowledge/new").status == 403
+    assert reader.get(f"/console/operations/knowledge/{article_id}/edit").status == 403
+    assert reader.post("/console/operations/knowledge/new", {"title": "越权"}).status == 403
+    for action in ("edit", "publish", "delete"):
+        assert reader.post(f"/console/operations/knowledge/{article_id}/{action}",
+                           {"title": "越权", "published": "false"}).status == 403, action
+    editor = console(person("kb.editor", "knowledge.manage"))
+    assert editor.post("/console/operations/knowledge/new", {"title": "伪造"}, csrf="forged").status == 403
+    assert editor.post(f"/console/operations/knowledge/{article_id}/delete", csrf="forged").status == 403
+    page = client.simulate_get("/api/v1/knowledge/articles", headers=bearer(admin_token), params={"drafts": "true"})
+    assert [a["title"] for a in page.json["resultValue"]["items"]] == ["执行器介绍"]

@@ -99,7 +99,9 @@ STATE_FILLS = {  # fill, stroke of a task's box by the state of its task run
 def layers(tasks: Sequence[dict]) -> list[list[str]]:
     """Tasks in columns: a task sits one column right of its deepest parent; within a
     column, tasks are ordered by the mean position of their parents (fewer crossings)."""
-    parents = {t["key"]: [p for p in t.get("parents") or []] for t in tasks}
+    keys = {t["key"] for t in tasks}
+    # A parent that is not one of the tasks (a form being typed) draws no edge.
+    parents = {t["key"]: [p for p in t.get("parents") or [] if p in keys] for t in tasks}
     depth: dict[str, int] = {}
 
     def level(key: str, seen: frozenset = frozenset()) -> int:

@@ -5,6 +5,7 @@ pools (6.5.2c)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from .. import charts
 from ..i18n import N_, zone
@@ -215,6 +216,169 @@ def flow_delete(view: View, flow_id: str) -> None:
     view.back(answer, N_("Flow deleted."), view.url("/automation/flows"))
 
 
+TASK_COLUMNS = ("key", "packageId", "parents", "arguments", "executorId", "pool", "labels", "priority",
+                "maxAttempts")
+FLOW_FIELDS = ("name", "description", "failurePolicy", "tasks")
+NEW_ROWS = 3  # empty task rows of a new flow's form
+
+
+def split_list(text: str) -> list[str]:
+    return [x.strip() for x in text.replace("，", ",").split(",") if x.strip()]
+
+
+def arguments_text(arguments: list[dict]) -> str:
+    """A task's arguments as the form shows them: ``name=value`` lines, or JSON where a
+    value spans lines or an argument has a type other than String (lines would lose it)."""
+    if any(a.get("type", "String") != "String" or "\n" in a["value"] for a in arguments):
+        return json.dumps(arguments, ensure_ascii=False, indent=1)
+    return "\n".join(f"{a['name']}={a['value']}" for a in arguments)
+
+
+def parse_arguments(view: View, text: str) -> tuple[list, str | None]:
+    """``name=value`` lines, or JSON: a list of ``{name, value, type}`` or an object of
+    name → value. The second item is why the text could not be read."""
+    text = text.strip()
+    if not text:
+        return [], None
+    if text[0] in "[{":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            return [], view.translator.gettext("Not valid JSON: %(error)s", error=str(exc))
+        if isinstance(data, dict):
+            return [{"name": str(k), "value": v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}
+                    for k, v in data.items()], None
+        return data, None  # the API checks each item's shape and names the bad one
+    arguments = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            return [], view.translator.gettext("Line %(n)s: write name=value.", n=n)
+        arguments.append({"name": name.strip(), "value": value.strip()})
+    return arguments, None
+
+
+def number_or_text(text: str):
+    """A number as a number; anything else as typed, for the API to name the field."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def task_rows(view: View) -> list[dict]:
+    """The task rows as typed; a row whose every cell was cleared is left out."""
+    count = view.field("rows")
+    rows = []
+    for i in range(min(int(count) if count.isdigit() else 0, 200)):
+        row = {c: view.field(f"tasks.{i}.{c}") for c in TASK_COLUMNS}
+        if any(row.values()):
+            rows.append(row)
+    return rows
+
+
+def flow_values(view: View) -> dict:
+    return {"name": view.field("name"), "description": view.field("description"),
+            "failurePolicy": view.field("failurePolicy") or "stop_all", "version": view.field("version"),
+            "tasks": task_rows(view)}
+
+
+def flow_body(view: View, values: dict) -> tuple[dict, dict]:
+    """The API's body of the form, and what the console itself could not read (by field)."""
+    tasks, errors = [], {}
+    for i, row in enumerate(values["tasks"]):
+        arguments, problem = parse_arguments(view, row["arguments"])
+        if problem:
+            errors[f"tasks.{i}.arguments"] = problem
+        task = {"key": row["key"], "packageId": row["packageId"], "parents": split_list(row["parents"]),
+                "labels": split_list(row["labels"]), "arguments": arguments,
+                "executorId": row["executorId"] or None, "pool": row["pool"] or None,
+                "priority": number_or_text(row["priority"]) if row["priority"] else 0,
+                "maxAttempts": number_or_text(row["maxAttempts"]) if row["maxAttempts"] else None}
+        tasks.append(task)
+    body = {"name": values["name"], "description": values["description"], "failurePolicy": values["failurePolicy"],
+            "tasks": tasks}
+    if values.get("version", "").isdigit():
+        body["version"] = int(values["version"])
+    return body, errors
+
+
+def flow_shown(flow: dict) -> dict:
+    """A flow as its form shows it."""
+    rows = [{"key": t["key"], "packageId": t["packageId"], "parents": ", ".join(t["parents"]),
+             "arguments": arguments_text(t.get("arguments") or []), "executorId": t.get("executorId") or "",
+             "pool": t.get("pool") or "", "labels": ", ".join(t.get("labels") or []),
+             "priority": str(t.get("priority") or 0), "maxAttempts": str(t.get("maxAttempts") or "")}
+            for t in flow["tasks"]]
+    return {"name": flow["name"], "description": flow.get("description") or "",
+            "failurePolicy": flow["failurePolicy"], "version": str(flow["version"]), "tasks": rows}
+
+
+def flow_errors(answer, count: int) -> dict:
+    """The API's messages by form field: ``tasks.3.parents`` beside row 4's depends-on cell,
+    ``tasks.3`` (executor, pool and labels together) under the row, the rest above the form."""
+    fields = set(FLOW_FIELDS) | {f"tasks.{i}" for i in range(count)} | \
+        {f"tasks.{i}.{c}" for i in range(count) for c in TASK_COLUMNS}
+    return answer.form_errors(fields)
+
+
+def flow_form(view: View, values: dict, errors: dict | None = None, status: int = 200, flow: dict | None = None,
+              extra_rows: int = 0) -> None:
+    rows = list(values["tasks"]) + [dict.fromkeys(TASK_COLUMNS, "") for _ in range(extra_rows)]
+    if not rows:
+        rows = [dict.fromkeys(TASK_COLUMNS, "")]
+    packages = view.api.get("/api/v1/packages", {"pageSize": 100}).items() if view.can("runs.read") else []
+    names = {p["id"]: f"{p['name']} {p['version']}" for p in packages}
+    # The graph as typed, drawn before it is saved: each key once (the drawing leaves out
+    # parents that are no task).
+    sketch = [{"key": r["key"], "packageId": names.get(r["packageId"], r["packageId"]),
+               "parents": split_list(r["parents"])} for r in values["tasks"] if r["key"]]
+    keys = [t["key"] for t in sketch]
+    sketch = [t for i, t in enumerate(sketch) if t["key"] not in keys[:i]]
+    drawing = charts.dag(sketch, label=view._("Task graph as typed")) if sketch else None
+    pools = view.api.get("/api/v1/pools", {"pageSize": 100}).items() if view.can("executors.read") else []
+    view.render("automation/flow_form.html", status=status, values=values, rows=rows, errors=errors or {},
+                flow=flow, drawing=drawing, policies=FAILURE_POLICIES, packages=packages, pools=pools,
+                bad_rows={int(k.split(".")[1]) for k in (errors or {})
+                          if k.startswith("tasks.") and k.split(".")[1].isdigit()})
+
+
+def flow_new(view: View) -> None:
+    """New flow."""
+    flow_form(view, {"name": "", "description": "", "failurePolicy": "stop_all", "version": "", "tasks": []},
+              extra_rows=NEW_ROWS)
+
+
+def flow_save(view: View, flow: dict | None) -> None:
+    values = flow_values(view)
+    if view.field("add"):
+        flow_form(view, values, flow=flow, extra_rows=1)
+    body, errors = flow_body(view, values)
+    if errors:
+        flow_form(view, values, errors, status=400, flow=flow)
+    if flow is None:
+        answer = view.api.post("/api/v1/flows", body)
+    else:
+        answer = view.api.put(f"/api/v1/flows/{flow['id']}", body)
+    if not answer.ok:
+        flow_form(view, values, flow_errors(answer, len(values["tasks"])), status=answer.form_status, flow=flow)
+    view.redirect(view.url(f"/automation/flows/{answer.value['id']}"),
+                  view._("Flow saved.") if flow else view._("Flow created."))
+
+
+def flow_create(view: View) -> None:
+    flow_save(view, None)
+
+
+def flow_edit(view: View, flow_id: str) -> None:
+    """Change a flow."""
+    flow = view.value(view.api.get(f"/api/v1/flows/{flow_id}"))
+    flow_form(view, flow_shown(flow), flow=flow, extra_rows=1)
+
+
+def flow_update(view: View, flow_id: str) -> None:
+    flow_save(view, view.value(view.api.get(f"/api/v1/flows/{flow_id}")))
+
+
 def flow_run(view: View, flow_run_id: str) -> None:
     """One flow run."""
     fr = view.value(view.api.get(f"/api/v1/flow-runs/{flow_run_id}"))
@@ -290,7 +454,11 @@ def register(pages) -> None:
                  permission="schedules.manage")
     pages.action("/automation/schedules/{schedule_id}/delete", schedule_delete, permission="schedules.manage")
     pages.view("/automation/flows", flow_list, permission="flows.read", nav=(ex, N_("Flows")))
+    pages.view("/automation/flows/new", flow_new, permission="flows.manage")
+    pages.action("/automation/flows/new", flow_create, permission="flows.manage")
     pages.view("/automation/flows/{flow_id}", flow_detail, permission="flows.read")
+    pages.view("/automation/flows/{flow_id}/edit", flow_edit, permission="flows.manage")
+    pages.action("/automation/flows/{flow_id}/edit", flow_update, permission="flows.manage")
     pages.action("/automation/flows/{flow_id}/start", flow_start, permission="flows.run")
     pages.action("/automation/flows/{flow_id}/delete", flow_delete, permission="flows.manage")
     pages.view("/automation/flow-runs/{flow_run_id}", flow_run, permission="flows.read")

@@ -399,6 +399,76 @@ def article(view: View, article_id: str) -> None:
     view.render("operations/article.html", article=row, kinds=ARTICLE_KINDS, body=row.get("body") or "")
 
 
+ARTICLE_FIELDS = ("kind", "title", "body", "tags", "appIds", "published")
+
+
+def article_form(view: View, values: dict | None = None, errors: dict | None = None, status: int = 200,
+                 row: dict | None = None, preview: bool = False) -> None:
+    """Write a knowledge article."""
+    values = values or {"kind": view.arg("kind") or "feature", "title": "", "body": "", "tags": "",
+                        "appIds": view.arg("appId"), "published": False}
+    view.render("operations/article_form.html", status=status, values=values, errors=errors or {}, row=row,
+                kinds=ARTICLE_KINDS, preview=preview)
+
+
+def article_values(view: View) -> dict:
+    """What the person typed, as the form shows it again."""
+    values = {k: view.field(k) for k in ARTICLE_FIELDS if k != "published"}
+    values["kind"] = values["kind"] or "feature"
+    values["published"] = bool(view.field("published"))
+    return values
+
+
+def article_body(values: dict) -> dict:
+    return {**values, "tags": tags_of(values["tags"]), "appIds": tags_of(values["appIds"])}
+
+
+def article_create(view: View) -> None:
+    values = article_values(view)
+    if view.field("preview"):
+        article_form(view, values, preview=True)
+    answer = view.api.post("/api/v1/knowledge/articles", article_body(values))
+    if not answer.ok:
+        article_form(view, values, answer.form_errors(ARTICLE_FIELDS), status=answer.form_status)
+    view.redirect(view.url(f"/operations/knowledge/{answer.value['id']}"), view._("Article saved."))
+
+
+def article_edit(view: View, article_id: str) -> None:
+    """Change a knowledge article."""
+    row = view.value(view.api.get(f"/api/v1/knowledge/articles/{article_id}"))
+    values = {"kind": row["kind"], "title": row["title"], "body": row.get("body") or "",
+              "tags": ", ".join(row["tags"]), "appIds": ", ".join(row["appIds"]), "published": row["published"]}
+    article_form(view, values, row=row)
+
+
+def article_update(view: View, article_id: str) -> None:
+    row = view.value(view.api.get(f"/api/v1/knowledge/articles/{article_id}"))
+    values = article_values(view)
+    values["published"] = row["published"]  # publishing is its own action, on the article
+    if view.field("preview"):
+        article_form(view, values, row=row, preview=True)
+    body = article_body(values)
+    del body["published"]
+    answer = view.api.patch(f"/api/v1/knowledge/articles/{article_id}", body)
+    if not answer.ok:
+        article_form(view, values, answer.form_errors(ARTICLE_FIELDS), status=answer.form_status, row=row)
+    view.redirect(view.url(f"/operations/knowledge/{article_id}"), view._("Article saved."))
+
+
+def article_publish(view: View, article_id: str) -> None:
+    publish = view.field("published") == "true"
+    answer = view.api.patch(f"/api/v1/knowledge/articles/{article_id}", {"published": publish})
+    view.back(answer, N_("Published.") if publish else N_("Withdrawn."),
+              view.url(f"/operations/knowledge/{article_id}"))
+
+
+def article_delete(view: View, article_id: str) -> None:
+    answer = view.api.delete(f"/api/v1/knowledge/articles/{article_id}")
+    if answer.ok:
+        view.redirect(view.url("/operations/knowledge"), view._("Deleted."))
+    view.back(answer, N_("Deleted."), view.url(f"/operations/knowledge/{article_id}"))
+
+
 def register(pages) -> None:
     ops = N_("Operations")
     pages.view("/operations/screen", screen, permission="analytics.read", nav=(ops, N_("Operations big screen")))
@@ -432,4 +502,10 @@ def register(pages) -> None:
     pages.action("/operations/academy/{course_id}/lessons/{lesson_id}/progress", lesson_progress,
                  permission="academy.learn")
     pages.view("/operations/knowledge", knowledge, nav=(ops, N_("Knowledge base")))
+    pages.view("/operations/knowledge/new", article_form, permission="knowledge.manage")
+    pages.action("/operations/knowledge/new", article_create, permission="knowledge.manage")
     pages.view("/operations/knowledge/{article_id}", article)
+    pages.view("/operations/knowledge/{article_id}/edit", article_edit, permission="knowledge.manage")
+    pages.action("/operations/knowledge/{article_id}/edit", article_update, permission="knowledge.manage")
+    pages.action("/operations/knowledge/{article_id}/publish", article_publish, permission="knowledge.manage")
+    pages.action("/operations/knowledge/{article_id}/delete", article_delete, permission="knowledge.manage")
