@@ -167,6 +167,8 @@ def test_feedback_from_report_to_acceptance(client, console, person):
         text = shown(h.get("/console/operations/feedback/desk"))
         assert "发票机器人报错" in text
     feedback_id = detail.rsplit("/", 1)[1]
+    offered = shown(h.get(detail)).split('<datalist id="handlers">', 1)[1].split("</datalist>", 1)[0]
+    assert 'value="wang.gang"' in offered and 'value="li.na"' not in offered  # who holds feedback.handle
     assert h.post(f"/console/operations/feedback/{feedback_id}/assign").status == 303
     text = shown(h.get(detail))
     assert "/resolve" in text

@@ -601,3 +601,10 @@ def test_a_learner_watches_a_lessons_video_without_files_read(client, person, ed
     assert plain["videoUrl"] is None
     assert client.simulate_get(f"/api/v1/academy/courses/{cid}/lessons/{plain['id']}/video",
                                headers=learner).status_code == 404
+
+
+def test_handlers_are_offered_to_whoever_assigns_feedback(client, desk):
+    r = client.simulate_get("/api/v1/feedback/handlers", headers=desk["handler"])
+    names = [p["username"] for p in r.json["resultValue"]["items"]]
+    assert {"handler", "handler2"} <= set(names) and "reporter" not in names
+    assert client.simulate_get("/api/v1/feedback/handlers", headers=desk["reporter"]).status_code == 403

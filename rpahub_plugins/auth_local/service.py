@@ -177,6 +177,15 @@ class Identity:
     def roles_of(self, user: User) -> list[str]:
         return [link.role_id for link in UserRole.select().where(UserRole.user == user).order_by(UserRole.role)]
 
+    def holders(self, permission: str) -> list[dict]:
+        """Active people holding ``permission`` (or ``*``) through a role: who may be
+        assigned work that needs it."""
+        roles = RolePermission.select(RolePermission.role).where(RolePermission.permission.in_([permission, "*"]))
+        users = (User.select().where(User.is_active & User.id.in_(UserRole.select(UserRole.user)
+                                                                   .where(UserRole.role.in_(roles))))
+                 .order_by(User.username))
+        return [{"id": u.id, "username": u.username, "displayName": u.display_name} for u in users]
+
     def permissions_of(self, user: User) -> frozenset[str]:
         rows = (RolePermission.select(RolePermission.permission)
                 .join(UserRole, on=(UserRole.role == RolePermission.role))

@@ -312,12 +312,9 @@ class Requirements:
 
     def designers(self) -> list[dict]:
         """Active people who may be assigned a requirement (they hold design.develop)."""
-        from rpahub_plugins.auth_local.models import RolePermission, User, UserRole
+        from rpahub_plugins.auth_local import identity
 
-        holders = (UserRole.select(UserRole.user).join(RolePermission, on=(RolePermission.role == UserRole.role))
-                   .where(RolePermission.permission.in_(["design.develop", "*"])))
-        users = User.select().where(User.is_active & User.id.in_(holders)).order_by(User.username)
-        return [{"id": u.id, "username": u.username, "displayName": u.display_name} for u in users]
+        return identity(self.hub).holders("design.develop")
 
     def _designer(self, ref: str) -> tuple[str, str]:
         """The assignee named by user id or username: an active person who may design."""

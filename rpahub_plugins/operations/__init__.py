@@ -55,6 +55,7 @@ def rpahub_register_routes(routes, hub):
     routes.add("/api/v1/analytics/scenarios", resources.ScenarioAnalysis(analytics))
 
     routes.add("/api/v1/feedback", resources.FeedbackList(desk))
+    routes.add("/api/v1/feedback/handlers", resources.FeedbackHandlers(desk))
     routes.add("/api/v1/feedback/{feedback_id}", resources.FeedbackItem(desk))
     routes.add("/api/v1/feedback/{feedback_id}/comments", resources.FeedbackComments(desk))
     for action in ACTIONS:

@@ -90,6 +90,18 @@ def may_use_feedback(who) -> None:
         raise Forbidden("permission feedback.submit, feedback.handle or feedback.read required")
 
 
+class FeedbackHandlers:
+    def __init__(self, desk: Desk):
+        self.desk = desk
+
+    @operation(permission="feedback.handle", summary="Who feedback may be assigned to: active people holding "
+               "feedback.handle", tags=SERVICE)
+    def on_get(self, req, resp):
+        from rpahub_plugins.auth_local import identity
+
+        ok(resp, {"items": identity(self.desk.hub).holders("feedback.handle")})
+
+
 class FeedbackList:
     def __init__(self, desk: Desk):
         self.desk = desk

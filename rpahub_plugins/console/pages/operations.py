@@ -213,7 +213,9 @@ def feedback_detail(view: View, feedback_id: str) -> None:
     actions = [a for a in row["allowedActions"] if view.can(ACTION_PERMISSIONS[a])
                and (a not in ("accept", "reopen") or row["reporter"]["id"] == me)
                and (a != "resolve" or (row["assignee"] or {}).get("id") == me)]
+    handlers = view.api.get("/api/v1/feedback/handlers").items() if "assign" in actions else []
     view.render("operations/feedback_detail.html", row=row, actions=actions, action_names=FEEDBACK_ACTIONS,
+                handlers=handlers,
                 states=FEEDBACK_STATES, categories=CATEGORIES, severities=SEVERITIES, events=EVENTS)
 
 
