@@ -299,6 +299,12 @@ def test_an_editor_writes_changes_publishes_and_deletes_a_knowledge_article(clie
     assert "发票校验案例" in text and "新的正文" in text
     row = client.simulate_get(f"/api/v1/knowledge/articles/{article_id}", headers=bearer(editor)).json["resultValue"]
     assert row["kind"] == "case" and row["tags"] == ["发票"] and row["published"] is True  # still published
+    # A form loaded before someone else saved is refused, and nothing is overwritten.
+    loaded = re.search(r'name="ifUpdatedAt" value="([^"]+)"', c.get(f"{item}/edit").text).group(1)
+    client.simulate_patch(f"/api/v1/knowledge/articles/{article_id}", headers=bearer(editor), json={"body": "同事的修改"})
+    stale = shown(c.post(f"{item}/edit", {"kind": "case", "title": "覆盖", "body": "x", "ifUpdatedAt": loaded}), 409)
+    assert 'role="alert"' in stale and "同事的修改" in client.simulate_get(
+        f"/api/v1/knowledge/articles/{article_id}", headers=bearer(editor)).json["resultValue"]["body"]
     assert c.post(f"/console/operations/knowledge/{article_id}/publish", {"published": "false"}).status == 303
     assert reader.get(item).status == 404
     assert c.post(f"/console/operations/knowledge/{article_id}/delete").status == 303

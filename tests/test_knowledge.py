@@ -144,3 +144,18 @@ def test_markdown_is_returned_as_written_never_as_html(client, kb):
     r = client.simulate_get(f"/api/v1/knowledge/articles/{article['id']}", headers=kb["reader"])
     assert r.json["resultValue"]["body"] == body and r.json["resultValue"]["bodyFormat"] == "markdown"
     assert r.headers["content-type"].startswith("application/json")
+
+
+def test_two_editors_never_overwrite_each_other(client, kb):
+    article = write(client, kb, INVOICE)
+    path = f"/api/v1/knowledge/articles/{article['id']}"
+    first = client.simulate_patch(path, headers=kb["editor"], json={"title": "发票校验（修订）",
+                                                                   "ifUpdatedAt": article["updatedAt"]})
+    assert first.status_code == 200, first.json
+    stale = client.simulate_patch(path, headers=kb["editor"], json={"title": "另一位编辑的标题",
+                                                                   "ifUpdatedAt": article["updatedAt"]})
+    assert stale.status_code == 409 and stale.json["resultHint"].startswith("ifUpdatedAt:")
+    fresh = client.simulate_get(path, headers=kb["editor"]).json["resultValue"]
+    assert fresh["title"] == "发票校验（修订）"
+    again = client.simulate_patch(path, headers=kb["editor"], json={"title": "再修订", "ifUpdatedAt": fresh["updatedAt"]})
+    assert again.status_code == 200

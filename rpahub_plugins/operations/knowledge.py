@@ -11,6 +11,7 @@ times how many of the query's terms they contain.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import peewee
@@ -19,7 +20,7 @@ from peewee import fn
 from rpahub_core import db as hubdb
 from rpahub_core.auth import UserPrincipal
 from rpahub_core.db import utcnow
-from rpahub_core.errors import BadRequest
+from rpahub_core.errors import BadRequest, Conflict
 
 from . import textsearch
 from .content import published_or_404, tags_json
@@ -63,6 +64,13 @@ class KnowledgeBase:
 
     def update(self, row: KnowledgeArticle, changes: dict) -> KnowledgeArticle:
         with hubdb.atomic():
+            seen = changes.get("ifUpdatedAt")
+            if seen is not None:
+                current = KnowledgeArticle.select(KnowledgeArticle.updated_at).where(
+                    KnowledgeArticle.id == row.id).for_update().scalar() if hubdb.is_postgres() else row.updated_at
+                if (seen.astimezone(dt.UTC).replace(tzinfo=None) if seen.tzinfo else seen) != current:
+                    raise Conflict(f"ifUpdatedAt: the article was changed at {current.isoformat()}Z since you read it; "
+                                   f"reload it and edit again")
             for field in ("kind", "body", "published"):
                 if changes.get(field) is not None:
                     setattr(row, field, changes[field])

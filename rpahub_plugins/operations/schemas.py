@@ -237,6 +237,8 @@ class ArticlePatch(ApiModel):
     tags: Tags | None = Field(None, max_length=20)
     appIds: list[str] | None = Field(None, max_length=50)
     published: bool | None = None
+    ifUpdatedAt: dt.datetime | None = Field(None, description="the article's updatedAt as read: refused (409) if "
+                                            "someone changed it since, so two editors never overwrite each other")
 
 
 class ArticleQuery(PageQuery):

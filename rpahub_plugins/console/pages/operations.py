@@ -451,6 +451,8 @@ def article_update(view: View, article_id: str) -> None:
         article_form(view, values, row=row, preview=True)
     body = article_body(values)
     del body["published"]
+    # What the form was loaded from: someone else's save meanwhile is a 409, not lost.
+    body["ifUpdatedAt"] = view.field("ifUpdatedAt") or None
     answer = view.api.patch(f"/api/v1/knowledge/articles/{article_id}", body)
     if not answer.ok:
         article_form(view, values, answer.form_errors(ARTICLE_FIELDS), status=answer.form_status, row=row)
