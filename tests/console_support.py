@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
@@ -61,6 +62,33 @@ def register_robot(app, robot_id, supplier="vendor-a"):
                                         {"supplierCode": supplier, "supplierSecret": proof(ROBOT_SECRET, robot_id)})
 
 
+class _Controls(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.controls, self.labels, self.in_label = [], set(), 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "label":
+            self.in_label += 1
+            if a.get("for"):
+                self.labels.add(a["for"])
+        elif tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit", "button", "reset"):
+            self.controls.append((tag, a, self.in_label > 0))
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self.in_label -= 1
+
+
+def unlabelled(html: str) -> list[tuple]:
+    """Form controls a screen reader cannot name: no <label for>, not inside a label, no aria-label."""
+    parser = _Controls()
+    parser.feed(html)
+    return [(tag, a.get("name"), a.get("id")) for tag, a, wrapped in parser.controls
+            if not wrapped and not a.get("aria-label") and not a.get("aria-labelledby") and a.get("id") not in parser.labels]
+
+
 class Page:
     def __init__(self, result):
         self.status = result.status_code
@@ -70,6 +98,9 @@ class Page:
 
     def untranslated(self) -> set[str]:
         return set(UNTRANSLATED.findall(self.text))
+
+    def unlabelled(self) -> list[tuple]:
+        return unlabelled(self.text)
 
     def __repr__(self) -> str:
         return f"<Page {self.status} {self.location or ''}>"

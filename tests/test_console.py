@@ -50,10 +50,14 @@ def test_every_page_of_the_menu_renders_fully_translated(console, admin_token, l
     assert f'<html lang="{language}">' in home.text
     paths = nav_paths(home)
     assert {"/console", "/console/runs", "/console/me"} <= paths
-    for path in sorted(paths):
+    forms = ("/console/operations/feedback/new", "/console/operations/news/new", "/console/operations/knowledge/new",
+             "/console/automation/flows/new", "/console/automation/schedules/new", "/console/design/requirements/new",
+             "/console/ops/roles/new", "/console/ops/alert-rules/new")
+    for path in sorted(paths) + list(forms):
         page = admin.get(path)
         assert page.status == 200, (path, page.status, page.text[:300])
         assert page.untranslated() == set(), (path, page.untranslated())
+        assert page.unlabelled() == [], (path, page.unlabelled())  # every control has an accessible name
     assert ("运行记录" in admin.get("/console/runs").text) == (language == "zh-CN")
 
 
