@@ -1,11 +1,13 @@
 """Connected executors per worker, RSS per connection, and dispatch latency.
 
-    python -m benchmarks.fleet_scale [--count 10000] [--ramp 120] [--runs 50]
+    python -m benchmarks.fleet_scale [--count 10000] [--ramp 120] [--runs 50] [--profile FILE]
 
 A fleet of simulated WebSocket executors ramps up against one hub worker; the worker's
 RSS is read before the ramp and once every executor is connected. Then runs are
 dispatched one at a time to the idle fleet: dispatch latency is the time from just
 before ``POST /api/v1/dispatch`` to the ``Execute`` frame arriving at the executor.
+``--profile FILE`` records the hub's worker with py-spy (collapsed stacks) while the
+runs are dispatched.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from rpahub_contrib.fleet.report import summary
 
 from .common import SECRET, Hub, cpu_s, machine, row, rss_kb
+from .ws_cpu import profiled
 from .wsclient import upload_package
 
 
@@ -31,6 +35,7 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=30, help="seconds all connected, heartbeating, before the runs")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--heartbeat", type=float, default=15)
+    ap.add_argument("--profile", type=Path, help="py-spy profile of the hub worker while the runs are dispatched")
     args = ap.parse_args()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     out = os.path.join(tempfile.mkdtemp(), "fleet.json")
@@ -60,13 +65,14 @@ def main() -> None:
         time.sleep(10)
         hold_cpu = (cpu_s(hub.worker) - cpu_hold0) / 10
         created = {}
-        for _ in range(args.runs):
-            t0 = time.time()
-            status, body = hub.live.call("POST", "/api/v1/dispatch", {"packageId": package, "supplier": "bench"},
-                                         token=hub.token)
-            assert status == 201, body
-            created[body["resultValue"]["id"]] = t0
-            time.sleep(0.5)
+        with profiled(hub.worker, args.profile):
+            for _ in range(args.runs):
+                t0 = time.time()
+                status, body = hub.live.call("POST", "/api/v1/dispatch", {"packageId": package, "supplier": "bench"},
+                                             token=hub.token)
+                assert status == 201, body
+                created[body["resultValue"]["id"]] = t0
+                time.sleep(0.5)
         _, err = proc.communicate(timeout=duration + args.ramp + 300)
         report = json.load(open(out))
         ramp_cpu = cpu_s(hub.worker) - base_cpu

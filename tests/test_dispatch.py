@@ -440,3 +440,137 @@ def test_a_paused_executor_finishes_what_it_holds_and_gets_nothing_new_until_res
                               json={"paused": False})
     assert (r.json["resultValue"]["paused"], r.json["resultValue"]["pausedNote"]) == (False, "")
     assert desk.d.tick() == 1 and desk.run(waiting.id).executor_id == "r1"
+
+
+# -- the in-memory index of candidates ----------------------------------------------------
+
+
+def other_process(desk):
+    """A second hub process on the same database: its own dispatcher and index, deaf to
+    this process's events (only the database tells it what happened here)."""
+    from rpahub_plugins.dispatch import DEFAULTS
+    from rpahub_plugins.dispatch.service import Dispatcher
+
+    return Dispatcher(desk.hub, desk.ex, dict(DEFAULTS))
+
+
+def test_the_index_follows_registration_runs_patches_and_disconnects(desk, client, admin_token):
+    desk.robot("r1", labels=["ocr"], slots=2)
+    free = desk.d.index.free()
+    assert free["r1"].labels == ("ocr",) and (free["r1"].active, free["r1"].slots) == (0, 2)
+    run = desk.submit()
+    assert desk.d.tick() == 1 and desk.d.index.free()["r1"].active == 1  # run.dispatched
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": run.id, "status": 0})
+    assert desk.d.index.free()["r1"].active == 0  # run.finished
+    r = client.simulate_patch("/api/v1/executors/r1", headers={"Authorization": f"Bearer {admin_token}"},
+                              json={"paused": True})
+    assert r.status_code == 200 and "r1" not in desk.d.index.free()
+    client.simulate_patch("/api/v1/executors/r1", headers={"Authorization": f"Bearer {admin_token}"},
+                          json={"paused": False, "slots": 1, "labels": ["nlp"]})
+    assert desk.d.index.free()["r1"].labels == ("nlp",) and desk.d.index.free()["r1"].slots == 1
+    push = ExecutorSession("w1", "ws", push=True)
+    desk.ex.gateway.register(push, {"supplierCode": "v", "supplierSecret": proof(SECRET, "w1")})
+    assert "w1" in desk.d.index.free()
+    desk.ex.gateway.disconnected(push)  # executor.offline
+    assert "w1" not in desk.d.index.free()
+
+
+@pytest.mark.parametrize("change", ["paused", "offline", "silent", "full", "relabelled"])
+def test_a_stale_index_never_places_on_an_executor_that_cannot_take_the_run(desk, change):
+    """What the index believes is only a hint: the placement re-reads the executor."""
+    desk.robot("r1", labels=["ocr"])
+    desk.robot("r2", labels=["ocr"])
+    assert set(desk.d.index.free()) == {"r1", "r2"}
+    # Behind the index's back (another process, a direct write): no event reaches it.
+    if change == "paused":
+        Executor.update(paused=True).where(Executor.id == "r1").execute()
+    elif change == "offline":
+        Executor.update(state="offline").where(Executor.id == "r1").execute()
+    elif change == "silent":
+        Executor.update(last_heartbeat=utcnow() - dt.timedelta(hours=1)).where(Executor.id == "r1").execute()
+    elif change == "full":
+        taken = desk.ex.runs.create(package=desk.package, arguments=[], user_id="u", user_name="elsewhere")
+        RunInstance.update(executor_id="r1", state="running").where(RunInstance.id == taken.id).execute()
+    else:
+        Executor.update(labels=json.dumps(["nlp"])).where(Executor.id == "r1").execute()
+    assert "r1" in desk.d.index.free()  # stale
+    labelled = desk.submit(labels=["ocr"])  # the policy prefers r1 (the same load, then by id)
+    named = None if change == "relabelled" else desk.submit(executor_id="r1")
+    assert desk.d.tick() == 1
+    assert desk.run(labelled.id).executor_id == "r2"  # the stale choice cost a retry, not a wrong placement
+    if named is not None:
+        assert desk.run(named.id).state == "pending"  # it names r1: it waits
+        assert "r1" not in desk.d.index.free()  # read again after the refusal
+    else:
+        assert desk.d.index.free()["r1"].labels == ("nlp",)
+    assert RunInstance.select().where((RunInstance.executor_id == "r1")
+                                      & RunInstance.state.in_(("dispatched", "running"))).count() == (
+        1 if change == "full" else 0)
+
+
+def test_a_second_process_placing_on_the_same_executor_is_refused_its_stale_choice(desk):
+    desk.robot("r1")
+    other = other_process(desk)
+    assert set(other.index.free()) == {"r1"}  # both indexes see r1 free
+    mine = desk.submit()
+    assert desk.d.tick() == 1 and desk.run(mine.id).executor_id == "r1"
+    theirs = desk.submit()
+    assert other.tick() == 0  # its index still thought r1 free; the database said otherwise
+    assert desk.run(theirs.id).state == "pending"
+    desk.ex.gateway.report_finish(desk.sessions["r1"], {"runInstanceId": mine.id, "status": 0})
+    other.index.reconcile_step()  # the finish reached it through the database only
+    assert other.tick() == 1 and desk.run(theirs.id).executor_id == "r1"
+
+
+def test_two_processes_placing_on_the_last_slot_at_once_place_one_run(desk):
+    """The placement transaction holds the executor (its row on PostgreSQL, the write lock on
+    SQLite) from the re-check to the commit: the other process counts the run once it waits."""
+    import threading
+
+    from rpahub_plugins.dispatch.models import QueueEntry
+
+    desk.robot("r1")
+    other = other_process(desk)
+    assert set(other.index.free()) == {"r1"}
+    first, second = desk.submit(), desk.submit()
+    entry = QueueEntry.get(QueueEntry.run_id == first.id)
+    checked, done = threading.Event(), threading.Event()
+
+    def place_first():  # what _place does, held open between the re-check and the commit
+        with hubdb.connection(), hubdb.atomic():
+            claim = QueueEntry.select().where(QueueEntry.run_id == first.id)
+            assert (claim.for_update() if hubdb.is_postgres() else claim).first() is not None
+            assert desk.d._still_free(entry, desk.package.kind, "r1", {}, {})
+            checked.set()
+            done.wait(0.5)  # the other process tries meanwhile
+            desk.ex.runs.assign(desk.run(first.id), "r1")
+            QueueEntry.delete().where(QueueEntry.run_id == first.id).execute()
+
+    thread = threading.Thread(target=place_first)
+    thread.start()
+    assert checked.wait(10)
+    try:
+        placed = other.tick()
+    finally:
+        done.set()
+        thread.join(10)
+    assert placed == 0 and desk.run(first.id).executor_id == "r1" and desk.run(second.id).state == "pending"
+
+
+def test_the_index_reconciles_with_what_other_processes_wrote(desk):
+    desk.robot("r1")
+    index = desk.d.index
+    index.free()
+    # Written by another process: a new executor, new labels, a paused one, a removed one.
+    Executor.create(id="elsewhere", supplier="v", state="online", last_heartbeat=utcnow(), connect_id="x")
+    Executor.update(labels=json.dumps(["ocr"])).where(Executor.id == "r1").execute()
+    desk.robot("r2")
+    Executor.update(paused=True).where(Executor.id == "r2").execute()
+    desk.robot("r3")
+    index.free()
+    Executor.delete().where(Executor.id == "r3").execute()
+    for _ in range(index.pass_ticks + 1):
+        index.reconcile_step()
+    free = index.free()
+    assert set(free) == {"r1", "elsewhere"} and free["r1"].labels == ("ocr",)
+    assert free == desk.d.candidates()  # converged to what the database says

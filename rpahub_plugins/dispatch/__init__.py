@@ -202,6 +202,7 @@ def rpahub_register_routes(routes, hub):
 @hookimpl
 def rpahub_on_event(event, hub):
     d = dispatcher(hub)
+    d.index.on_event(event.topic, event.data)
     if event.topic == "run.finished":
         with hubdb.connection():
             d.on_finished(event.data["runId"], event.data["status"], event.data.get("errorCode"),

@@ -28,6 +28,7 @@ from rpahub_core.db import utcnow
 from rpahub_core.dispatching import Candidate, RunRequest
 from rpahub_core.errors import BadRequest, Conflict, HubError, NotFound
 
+from .index import ExecutorIndex
 from .models import Pool, PoolMember, QueueEntry, RunPlan
 
 log = logging.getLogger("rpahub.dispatch")
@@ -42,6 +43,8 @@ _PLACEMENT = ("run_id", "executor_id", "pool", "labels", "supplier", "policy", "
               "backoff_s")
 PLAN_COLUMNS = (*_PLACEMENT, "decided_attempt")
 ENTRY_COLUMNS = (*_PLACEMENT, "not_before", "enqueued_at")
+STALE = object()  # _place: the chosen executor is no longer free (the index was behind)
+RECONCILE_S = 1.0  # a slice of the executor table is re-read this often (index.py)
 
 
 class Dispatcher:
@@ -54,6 +57,11 @@ class Dispatcher:
         self.max_backoff_s = int(settings.get("max_backoff_s", 600))
         self.wake_event = None  # set by the ticker
         self._swept_at: dt.datetime | None = None
+        # Placements choose from memory; the placement transaction re-checks the choice.
+        self.index = ExecutorIndex(executors.gateway.offline_after_s, self.supplier_kinds)
+        executors.gateway.liveness_listeners.append(self.index.heard)
+        self._reconciled_at = 0.0
+        self._stale = ""  # the executor of the last STALE answer of _place
 
     # -- submitting ----------------------------------------------------------------
 
@@ -165,25 +173,30 @@ class Dispatcher:
 
     # -- placing -------------------------------------------------------------------
 
+    def supplier_kinds(self) -> dict[str, tuple]:
+        """Supplier code -> the package kinds its vendor adapter runs (empty: any)."""
+        from rpahub_plugins.executors.models import Supplier
+
+        return {s.code: tuple(getattr(self.ex.adapters.get(s.adapter), "package_kinds", ()) or ())
+                for s in Supplier.select(Supplier.code, Supplier.adapter)}
+
     def candidates(self) -> dict[str, Candidate]:
         """Admitted executors alive now (heartbeat within the offline timeout), not paused,
-        with a free slot.
+        with a free slot, read from the database (what the index converges to).
 
         Each carries, in ``extra["kinds"]``, the package kinds its vendor adapter runs
         (empty: any), so matching needs no further queries.
         """
         from rpahub_plugins.executors.gateway import ACTIVE_STATES
-        from rpahub_plugins.executors.models import Executor, RunInstance, Supplier
+        from rpahub_plugins.executors.models import Executor, RunInstance
 
         load: dict[str, int] = {}
         for row in (RunInstance.select(RunInstance.executor_id)
                     .where(RunInstance.state.in_(ACTIVE_STATES) & RunInstance.executor_id.is_null(False))):
             load[row.executor_id] = load.get(row.executor_id, 0) + 1
-        kinds = {s.code: tuple(getattr(self.ex.adapters.get(s.adapter), "package_kinds", ()) or ())
-                 for s in Supplier.select(Supplier.code, Supplier.adapter)}
+        kinds = self.supplier_kinds()
         alive = utcnow() - dt.timedelta(seconds=self.ex.gateway.offline_after_s)
         out, labels_of = {}, {}  # most executors share a handful of label sets: parse each once
-        # Plain tuples, not model instances: a fleet of 10,000 is read on every placement.
         for robot_id, supplier, labels, slots in (
                 Executor.select(Executor.id, Executor.supplier, Executor.labels, Executor.slots)
                 .where((Executor.state != "offline") & (Executor.last_heartbeat >= alive)
@@ -196,23 +209,37 @@ class Dispatcher:
                                           slots=slots, extra={"kinds": kinds.get(supplier, ())})
         return out
 
+    def maintain(self) -> None:
+        """Keep the index close to the database: what changed here, and a slice of the rest."""
+        self.index.refresh()
+        if time.monotonic() - self._reconciled_at >= RECONCILE_S:
+            self._reconciled_at = time.monotonic()
+            self.index.reconcile_step()
+
     def tick(self) -> int:
         """Fail over lost runs, then place what waits. Returns how many runs were placed.
 
         Each placement is its own short transaction, and the worker yields between them,
         so a long queue never holds the database (or, on SQLite, the process) for long.
         """
-        from rpahub_plugins.executors.models import Package, RunInstance
-
         self.failover()
         now = utcnow()
         if self._swept_at is None or (now - self._swept_at).total_seconds() >= 60:
             self._swept_at = now
             self.sweep_decisions()
+        try:
+            placed = self._place_waiting()
+        finally:
+            self.maintain()  # after placing: a placement never waits for a reconcile slice
+        return placed
+
+    def _place_waiting(self) -> int:
+        from rpahub_plugins.executors.models import Package, RunInstance
+
         placed = 0
-        if not QueueEntry.select().where(QueueEntry.not_before <= now).exists():
-            return 0  # nothing waits: reading every executor (10,000 of them) would be for nothing
-        free = self.candidates()
+        if not QueueEntry.select().where(QueueEntry.not_before <= utcnow()).exists():
+            return 0  # nothing waits
+        free = self.index.free()
         if not free:
             return 0
         pools = {m.executor_id: m.pool_id for m in PoolMember.select()}
@@ -235,10 +262,18 @@ class Dispatcher:
                     continue
                 if run.package_id not in kinds:
                     kinds[run.package_id] = Package.get_by_id(run.package_id).kind
-                choices = self._matching(entry, kinds[run.package_id], free, pools, pool_rows)
-                if not choices:
-                    continue  # unplaceable now: the entries behind it still get their turn
-                choice = self._place(entry, run, kinds[run.package_id], choices, pool_rows)
+                for _ in range(3):  # a stale choice is dropped and the policy asked again
+                    choices = self._matching(entry, kinds[run.package_id], free, pools, pool_rows)
+                    if not choices:
+                        choice = None  # unplaceable now: the entries behind it still get their turn
+                        break
+                    choice = self._place(entry, run, kinds[run.package_id], choices, pools, pool_rows)
+                    if choice is not STALE:
+                        break
+                    self.index.changed(self._stale)  # re-read before the next placement
+                    free.pop(self._stale, None)
+                else:
+                    choice = None
                 if choice is not None:
                     placed += 1
                     offset -= 1
@@ -251,8 +286,9 @@ class Dispatcher:
                 _pause()
         return placed
 
-    def _place(self, entry, run, kind: str, choices: list[Candidate], pool_rows) -> Candidate | None:
-        """Assign ``run`` to the policy's choice; None when another process took it."""
+    def _place(self, entry, run, kind: str, choices: list[Candidate], pools, pool_rows):
+        """Assign ``run`` to the policy's choice; None when another process took the run,
+        STALE (and the executor in ``_stale``) when the choice can no longer take it."""
         request = RunRequest(id=run.id, package_kind=kind, policy=self._policy(entry, pool_rows),
                              pool=entry.pool, labels=tuple(json.loads(entry.labels)), supplier=entry.supplier,
                              attempt=run.attempt, previous_executor=entry.previous_executor)
@@ -272,6 +308,9 @@ class Dispatcher:
                     locked = locked.for_update(skip_locked=True)
                 if locked.first() is None:
                     return None  # another process has it
+                if not self._still_free(entry, kind, choice.id, pools, pool_rows):
+                    self._stale = choice.id
+                    return STALE
                 self.ex.runs.assign(run, choice.id, detail=f"to {choice.id} by policy {request.policy}"
                                     + (f", attempt {run.attempt}" if run.attempt > 1 else ""))
                 QueueEntry.delete().where(QueueEntry.run_id == entry.run_id).execute()
@@ -279,6 +318,36 @@ class Dispatcher:
             QueueEntry.delete().where(QueueEntry.run_id == entry.run_id).execute()
             return None
         return choice
+
+    def _still_free(self, entry, kind: str, robot_id: str, pools, pool_rows) -> bool:
+        """Inside the placement transaction, from the database: whether ``robot_id`` is
+        alive, not paused, has a free slot and still matches ``entry``. On PostgreSQL its
+        row stays locked until the commit, so a second process placing on it waits and
+        then counts this run."""
+        from rpahub_plugins.executors.gateway import ACTIVE_STATES
+        from rpahub_plugins.executors.models import Executor, RunInstance
+
+        query = Executor.select(Executor.supplier, Executor.labels, Executor.slots, Executor.paused,
+                                Executor.state, Executor.last_heartbeat).where(Executor.id == robot_id)
+        if hubdb.is_postgres():
+            query = query.for_update()
+        row = query.tuples().first()
+        if row is None:
+            return False
+        supplier, labels, slots, paused, state, heard = row
+        alive = utcnow() - dt.timedelta(seconds=self.ex.gateway.offline_after_s)
+        if paused or state == "offline" or heard is None or heard < alive:
+            return False
+        active = RunInstance.select().where((RunInstance.executor_id == robot_id)
+                                            & RunInstance.state.in_(ACTIVE_STATES)).count()
+        if active >= slots:
+            return False
+        kinds = self.index.kinds.get(supplier)
+        if kinds is None:
+            kinds = self.supplier_kinds().get(supplier, ())
+        now = Candidate(id=robot_id, supplier=supplier, labels=tuple(json.loads(labels)), active=active, slots=slots,
+                        extra={"kinds": kinds})
+        return bool(self._matching(entry, kind, {robot_id: now}, pools, pool_rows))
 
     def _policy(self, entry: QueueEntry, pool_rows) -> str:
         if entry.policy:

@@ -120,7 +120,7 @@ def rpahub_register_routes(routes, hub):
     routes.add("/api/v1/adapters", resources.AdapterList(ex.adapters))
     routes.add("/api/v1/suppliers/{code}", resources.SupplierItem(hub, ex.adapters, ex.gateway))
     routes.add("/api/v1/executors", resources.Executors())
-    routes.add("/api/v1/executors/{robot_id}", resources.ExecutorItem())
+    routes.add("/api/v1/executors/{robot_id}", resources.ExecutorItem(hub))
     routes.add("/api/v1/licences", resources.Licences(ex.licences))
     routes.add("/api/v1/licences/{licence_id}/revoke", resources.LicenceRevoke(ex.licences))
     routes.add("/api/v1/licences/{licence_id}/bind", resources.LicenceBind(hub, ex.licences))

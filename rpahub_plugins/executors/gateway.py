@@ -111,6 +111,8 @@ class Gateway:
         self._held: dict[str, tuple[str, str, dt.datetime, float]] = {}  # robot -> (run, state, lease, checked)
         self.recheck_s = min(10.0, self.offline_after_s / 4)
         self._lock = threading.RLock()
+        # fn(robot ids, heard at) after their liveness was written (the dispatcher's index)
+        self.liveness_listeners: list[Callable[[list[str], dt.datetime], None]] = []
         # action -> fn(run_id, robot_id) giving a fresh body at delivery (signed links must not expire
         # in the queue), or None when the command no longer applies
         self.refreshers: dict[str, Callable[[str, str], dict | None]] = {}
@@ -334,9 +336,11 @@ class Gateway:
         if busy is not None:
             values["state"] = "busy" if busy else "online"
         with hubdb.atomic():
-            Executor.update(**values).where(
+            n = Executor.update(**values).where(
                 (Executor.id == session.robot_id) & (Executor.connect_id == connect_hash(session.connect_id or ""))
             ).execute()
+        if n:
+            self._heard([session.robot_id], values["last_heartbeat"])
 
     def flush(self) -> int:
         """Write the liveness that heartbeats left in memory, and renew the leases of the
@@ -353,6 +357,7 @@ class Gateway:
                 groups.setdefault((busy, heard.replace(microsecond=0)), []).append((robot_id, key, push))
         renew_after = now - dt.timedelta(seconds=self.offline_after_s / 2)
         written = 0
+        heard_of: list[tuple[list[str], dt.datetime]] = []
         with hubdb.atomic():
             for (busy, heard), rows in groups.items():
                 values = {"last_heartbeat": heard} if busy is None else {
@@ -364,10 +369,20 @@ class Gateway:
                         Executor.update(**values).where(
                             peewee.Tuple(Executor.id, Executor.connect_id).in_(pairs)).execute()
                         written += len(pairs)
+                        heard_of.append(([r for r, _ in pairs], heard))
                         quiet = [r for r, _ in pairs if r not in self._names_runs]
                         if quiet and heard > renew_after:
                             self._renew_all(quiet)
+        for robot_ids, heard in heard_of:  # told once committed
+            self._heard(robot_ids, heard)
         return written
+
+    def _heard(self, robot_ids: list[str], at: dt.datetime) -> None:
+        for listener in self.liveness_listeners:
+            try:
+                listener(robot_ids, at)
+            except Exception:  # a listener's failure never loses liveness
+                log.exception("liveness listener %r failed", listener)
 
     def _connected(self, robot_id: str, key: str) -> bool:
         session = self.sessions.get(robot_id)

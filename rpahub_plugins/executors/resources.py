@@ -164,6 +164,7 @@ class Suppliers:
         for robot in sorted(set(body.allowedRobots)):
             AllowedRobot.create(supplier=supplier, robot_id=robot)
         req.context.audit_target = body.code
+        self.hub.publish("supplier.created", supplier=body.code)
         ok(resp, {**supplier_json(supplier), "secret": secret}, status=201)
 
 
@@ -206,6 +207,7 @@ class SupplierItem:
         if body.enabled is False:  # a disabled supplier's robots are cut off now
             Executor.update(state="offline", connect_id=None).where(Executor.supplier == supplier).execute()
             hubdb.after_commit(lambda: self.gateway.kick(code, f"supplier {code} was disabled"))
+        self.hub.publish("supplier.updated", supplier=code)  # its adapter or state may change what its robots run
         ok(resp, {**supplier_json(supplier), **({"secret": value["secret"]} if "secret" in value else {})})
 
 
@@ -249,6 +251,9 @@ class ExecutorPatch(ApiModel):
 
 
 class ExecutorItem:
+    def __init__(self, hub):
+        self.hub = hub
+
     def _get(self, robot_id):
         e = Executor.get_or_none(Executor.id == robot_id)
         if e is None:
@@ -273,6 +278,8 @@ class ExecutorItem:
         elif b.pausedNote is not None and e.paused:
             e.paused_note = b.pausedNote.strip()
         e.save()
+        # after the commit: whoever keeps executors in memory (the dispatcher) reads it again
+        self.hub.publish("executor.updated", robotId=e.id)
         ok(resp, executor_json(e))
 
 
