@@ -30,6 +30,7 @@ SESSION_COOKIE = "rpahub_session"
 LANGUAGE_COOKIE = "rpahub_lang"
 FLASH_COOKIE = "rpahub_flash"
 FORM_LIMIT = 1 << 20
+EMPTY_PAGE = {"items": [], "total": 0, "page": 1, "pageSize": 20}
 
 
 @dataclass
@@ -236,6 +237,16 @@ class View:
         """Show why an API call failed: not found, forbidden, or its hint."""
         status = answer.status if answer.status >= 400 else 502
         self.render("error.html", status=status, message=answer.hint, status_code=status)
+
+    def listing(self, answer: Answer, fields=()) -> tuple[dict, dict]:
+        """A list page's answer and the errors of its filters: a bad filter (400) keeps the
+        page, empty, with the message beside the filter in ``fields`` it names or above the
+        list; any other failure is the error page."""
+        if answer.ok:
+            return answer.value, {}
+        if answer.status != 400:
+            self.fail(answer)
+        return dict(EMPTY_PAGE), answer.form_errors(fields)
 
     def value(self, answer: Answer) -> Any:
         """The answer's value, or the error page."""

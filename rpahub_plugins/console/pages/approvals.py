@@ -17,11 +17,7 @@ def inbox(view: View) -> None:
     query = {"state": view.arg("state") or None, "kind": view.arg("kind") or None,
              "page": view.arg("page", "1"), "pageSize": view.arg("pageSize", "20"),
              "actionable": "true" if show == "actionable" else None, "mine": "true" if show == "mine" else None}
-    answer = view.api.get("/api/v1/approvals", query)
-    errors = answer.field_errors if answer.status == 400 else {}
-    if not answer.ok and not errors:
-        view.fail(answer)
-    page = answer.value if answer.ok else {"items": [], "total": 0, "page": 1, "pageSize": 20}
+    page, errors = view.listing(view.api.get("/api/v1/approvals", query))
     kinds = view.api.get("/api/v1/approvals/kinds")
     view.render("approvals/list.html", page=page, show=show, shows=SHOWS, states=STATES, errors=errors,
                 kinds=kinds.value if kinds.ok else [])

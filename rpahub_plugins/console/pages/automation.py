@@ -9,7 +9,7 @@ import json
 
 from .. import charts
 from ..i18n import N_, zone
-from ..views import View
+from ..views import EMPTY_PAGE, View
 
 UNITS = {"minutes": N_("minutes"), "hours": N_("hours"), "days": N_("days"), "weeks": N_("weeks"),
          "months": N_("months")}
@@ -23,7 +23,6 @@ TASK_STATES = (N_("waiting"), N_("queued"), N_("running"), N_("success"), N_("fa
                N_("cancelled"))
 FAILURE_POLICIES = {"stop_all": N_("A failure stops the whole flow"),
                     "continue_independent": N_("Independent branches go on after a failure")}
-EMPTY_PAGE = {"items": [], "total": 0, "page": 1, "pageSize": 20}
 SCHEDULE_FIELDS = ("name", "packageId", "executorId", "pool", "labels", "arguments", "priority", "maxAttempts",
                    "unit", "every", "anchor", "timezone", "startDate", "endDate", "windowFrom", "windowTo",
                    "weekdays", "misfirePolicy", "misfireGraceSeconds", "enabled")

@@ -11,7 +11,7 @@ import falcon
 
 from ..api import Answer
 from ..i18n import N_
-from ..views import View
+from ..views import EMPTY_PAGE, View
 
 STATES = (N_("submitted"), N_("reviewed"), N_("evaluated"), N_("designed"), N_("tested"), N_("accepted"),
           N_("rejected"), N_("withdrawn"))
@@ -57,20 +57,15 @@ APPROVAL_STATES = (N_("pending"), N_("approved"), N_("rejected"), N_("withdrawn"
 IMAGE_KINDS = (N_("executor"), N_("designer"))
 INSTANCE_STATES = (N_("starting"), N_("running"), N_("stopped"), N_("failed"))
 LEASE_STATES = (N_("active"), N_("recycled"))
-EMPTY_PAGE = {"items": [], "total": 0, "page": 1, "pageSize": 20}
+
+
+def page_of(view: View, answer: Answer) -> dict:
+    """A list page's answer (a bad filter: empty; its message comes from the field errors)."""
+    return view.listing(answer)[0]
 
 
 # -- shared helpers ---------------------------------------------------------------------
 
-
-
-def page_of(view: View, answer: Answer) -> dict:
-    if answer.ok:
-        return answer.value
-    if answer.status == 400:
-        return dict(EMPTY_PAGE)
-    view.fail(answer)
-    return dict(EMPTY_PAGE)
 
 
 def multipart(view: View) -> tuple[dict[str, str], dict[str, tuple[str, str, bytes]]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from ..i18n import N_, parse_time
-from ..views import View
-from .ops import EMPTY_PAGE, every, listing, page_query
+from ..views import EMPTY_PAGE, View
+from .ops import every, page_query
 
 EXECUTOR_STATES = (N_("online"), N_("busy"), N_("offline"))
 LICENCE_STATES = (N_("valid"), N_("expired"), N_("revoked"))
@@ -23,7 +23,7 @@ def words(value: str) -> list[str]:
 
 def executor_list(view: View) -> None:
     """Executors."""
-    page, errors = listing(view, view.api.get("/api/v1/executors", page_query(view, "state", "supplier", "q", "label")))
+    page, errors = view.listing(view.api.get("/api/v1/executors", page_query(view, "state", "supplier", "q", "label")))
     suppliers = [s["code"] for s in every(view, "/api/v1/suppliers")]
     view.render("fleet/executors.html", page=page, errors=errors, states=EXECUTOR_STATES, suppliers=suppliers)
 
@@ -93,7 +93,7 @@ def adapters(view: View) -> list[str]:
 def supplier_list(view: View, created: dict | None = None, values: dict | None = None, errors: dict | None = None,
                   status: int = 200) -> None:
     """Suppliers."""
-    page, filter_errors = listing(view, view.api.get("/api/v1/suppliers", page_query(view)))
+    page, filter_errors = view.listing(view.api.get("/api/v1/suppliers", page_query(view)))
     view.render("fleet/suppliers.html", status=status, page=page, filter_errors=filter_errors, created=created,
                 values=values or {"adapter": "tces130", "enabled": True}, errors=errors or {},
                 adapters=adapters(view))
@@ -170,7 +170,7 @@ def policy_label(view: View, name: str) -> str:
 
 def pool_list(view: View, values: dict | None = None, errors: dict | None = None, status: int = 200) -> None:
     """Pools."""
-    page, filter_errors = listing(view, view.api.get("/api/v1/pools", page_query(view)))
+    page, filter_errors = view.listing(view.api.get("/api/v1/pools", page_query(view)))
     executors = every(view, "/api/v1/executors") if view.can("pools.manage") else []
     page = {**page, "items": [{**p, "policyLabel": policy_label(view, p["policy"])} for p in page["items"]]}
     view.render("fleet/pools.html", status=status, page=page, filter_errors=filter_errors,
@@ -242,7 +242,7 @@ def dated(lic: dict) -> dict:
 def licence_list(view: View, values: dict | None = None, errors: dict | None = None, status: int = 200) -> None:
     """Licences."""
     query = page_query(view, "robotId", "pool", "supplier", "state", "expiringWithinDays")
-    page, filter_errors = listing(view, view.api.get("/api/v1/licences", query))
+    page, filter_errors = view.listing(view.api.get("/api/v1/licences", query))
     page = {**page, "items": [dated(lic) for lic in page["items"]]}
     suppliers = [s["code"] for s in every(view, "/api/v1/suppliers")] if view.can("executors.read") else []
     view.render("fleet/licences.html", status=status, page=page, filter_errors=filter_errors, suppliers=suppliers,

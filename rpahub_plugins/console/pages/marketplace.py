@@ -46,11 +46,7 @@ def market(view: View) -> None:
     """Marketplace."""
     query = {name: view.arg(name) for name in SEARCH_FIELDS}
     query.update(tag=tags_of(view), page=view.arg("page", "1"), pageSize=view.arg("pageSize", "20"))
-    answer = view.api.get("/api/v1/market", query)
-    errors = answer.field_errors if answer.status == 400 else {}
-    if not answer.ok and not errors:
-        view.fail(answer)
-    page = answer.value if answer.ok else {"items": [], "total": 0, "page": 1, "pageSize": 20, "facets": {}}
+    page, errors = view.listing(view.api.get("/api/v1/market", query), SEARCH_FIELDS + ("tag",))
     active = [(name, view.arg(name)) for name in SEARCH_FIELDS[1:] if view.arg(name)]
     view.render("marketplace/list.html", status=400 if errors else 200, page=page, errors=errors,
                 facets=[(key, label, page.get("facets", {}).get(key, [])) for key, label in FACETS],

@@ -41,7 +41,6 @@ NEWS_KINDS = {"news": N_("News"), "case": N_("Case")}
 LEVELS = {"beginner": N_("beginner"), "intermediate": N_("intermediate"), "advanced": N_("advanced")}
 ARTICLE_KINDS = {"feature": N_("Feature introduction"), "scenario": N_("Applicable scenario"),
                  "case": N_("Case showcase")}
-EMPTY_PAGE = {"items": [], "total": 0, "page": 1, "pageSize": 20}
 SCREEN = {"width": 640, "height": 440}  # the shape of a card on a 1920×1080 screen
 
 
@@ -49,13 +48,8 @@ def paging(view: View, size: int = 20) -> dict:
     return {"page": view.arg("page", "1"), "pageSize": view.arg("pageSize", str(size))}
 
 
-def listing(view: View, path: str, query: dict) -> tuple[dict, dict]:
-    """A page of the API's list and the field errors of a bad filter (400)."""
-    answer = view.api.get(path, query)
-    errors = answer.field_errors if answer.status == 400 else {}
-    if not answer.ok and not errors:
-        view.fail(answer)
-    return (answer.value if answer.ok else dict(EMPTY_PAGE)), errors
+def listing(view: View, path: str, query: dict, fields=()) -> tuple[dict, dict]:
+    return view.listing(view.api.get(path, query), fields)
 
 
 def tags_of(text: str) -> list[str]:
@@ -385,13 +379,13 @@ def knowledge(view: View) -> None:
     if view.arg("drafts") and view.can("knowledge.manage"):
         query["drafts"] = "true"
     if q:
-        page, errors = listing(view, "/api/v1/knowledge/search", {**query, "q": q})
+        page, errors = listing(view, "/api/v1/knowledge/search", {**query, "q": q}, ("q",))
         for hit in page["items"]:
             hit["titleHtml"] = highlighted(hit["title"], hit.get("titleHighlights"))
             snip = hit.get("snippet") or {}
             hit["snippetHtml"] = highlighted(snip.get("text", ""), snip.get("highlights"))
     else:
-        page, errors = listing(view, "/api/v1/knowledge/articles", query)
+        page, errors = listing(view, "/api/v1/knowledge/articles", query, ("q",))
     view.render("operations/knowledge.html", page=page, errors=errors, q=q, kinds=ARTICLE_KINDS)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..api import Answer
 from ..i18n import N_, number
-from ..views import View
+from ..views import EMPTY_PAGE, View
 
 # Values the API answers with, shown as words.
 EXECUTOR_STATES = (N_("online"), N_("busy"), N_("offline"))
@@ -32,7 +31,6 @@ RULE_FILTERS = {"failure_rate": ("appId", "executorId", "pool", "minRuns"), "exe
                 "queue_wait": ("executorId", "pool"), "licence_expiry": ("supplier", "robotId", "pool")}
 FILTER_NAMES = ("appId", "executorId", "pool", "supplier", "robotId", "minRuns")
 PERIODS = {"1": N_("Last hour"), "24": N_("Last 24 hours"), "168": N_("Last 7 days"), "720": N_("Last 30 days")}
-EMPTY_PAGE = {"items": [], "total": 0, "page": 1, "pageSize": 20}
 
 
 # -- shared helpers -------------------------------------------------------------------------
@@ -46,14 +44,6 @@ def page_query(view: View, *names: str, size: str = "20") -> dict:
     return query
 
 
-def listing(view: View, answer: Answer) -> tuple[dict, dict]:
-    """A list page's answer and the field errors of its filters (a bad filter stays on the page)."""
-    if answer.ok:
-        return answer.value, {}
-    if answer.status == 400:
-        return EMPTY_PAGE, answer.form_errors(())
-    view.fail(answer)
-    return EMPTY_PAGE, {}
 
 
 def _day_start(view: View, value: str) -> str | None:
@@ -133,7 +123,7 @@ def acknowledge_alert(view: View, alert_id: str) -> None:
 
 def rule_list(view: View) -> None:
     """Alert rules."""
-    page, errors = listing(view, view.api.get("/api/v1/ops/alert-rules", page_query(view, "kind", "q")))
+    page, errors = view.listing(view.api.get("/api/v1/ops/alert-rules", page_query(view, "kind", "q")))
     view.render("ops/rules.html", page=page, errors=errors, kinds=RULE_KINDS, units=UNITS)
 
 
@@ -256,7 +246,7 @@ def audit(view: View, verification: dict | None = None) -> None:
     if verification is not None and not answer.ok and answer.status != 400:
         page, errors = EMPTY_PAGE, {}  # one may verify without reading: the outcome still shows
     else:
-        page, errors = listing(view, answer)
+        page, errors = view.listing(answer)
     view.render("ops/audit.html", page=page, errors=errors, results=AUDIT_RESULTS, types=PRINCIPAL_TYPES,
                 verification=verification)
 
@@ -284,7 +274,7 @@ def user_list(view: View, created: dict | None = None, values: dict | None = Non
               status: int = 200) -> None:
     """Users."""
     query = page_query(view, "q", "role", "active")
-    page, filter_errors = listing(view, view.api.get("/api/v1/users", query))
+    page, filter_errors = view.listing(view.api.get("/api/v1/users", query))
     view.render("ops/users.html", status=status, page=page, filter_errors=filter_errors, created=created,
                 values=values or {}, errors=errors or {}, roles=role_names(view))
 
@@ -353,7 +343,7 @@ def permission_catalogue(view: View) -> list[dict]:
 
 def role_list(view: View) -> None:
     """Roles."""
-    page, errors = listing(view, view.api.get("/api/v1/roles", page_query(view)))
+    page, errors = view.listing(view.api.get("/api/v1/roles", page_query(view)))
     view.render("ops/roles.html", page=page, errors=errors)
 
 
@@ -416,7 +406,7 @@ def permissions(view: View) -> None:
 
 def my_folder(view: View) -> None:
     """Personal folder."""
-    page, errors = listing(view, view.api.get("/api/v1/me/files", page_query(view, "q")))
+    page, errors = view.listing(view.api.get("/api/v1/me/files", page_query(view, "q")))
     usage = view.api.get("/api/v1/me/files/usage")
     view.render("ops/folder.html", page=page, errors=errors, usage=usage.value if usage.ok else None,
                 size=lambda n: human_size(n, view.language))
@@ -441,7 +431,7 @@ def delete_my_file(view: View, file_id: str) -> None:
 
 def all_folders(view: View) -> None:
     """Personal folders."""
-    page, errors = listing(view, view.api.get("/api/v1/ops/folders", page_query(view, "q", "userId")))
+    page, errors = view.listing(view.api.get("/api/v1/ops/folders", page_query(view, "q", "userId")))
     usage = view.api.get("/api/v1/ops/folders/usage")
     view.render("ops/folders.html", page=page, errors=errors, usage=usage.value if usage.ok else [],
                 size=lambda n: human_size(n, view.language))

@@ -31,11 +31,7 @@ def run_list(view: View) -> None:
     if view.arg("to"):
         end = day_start(view, view.arg("to"))
         query["createdTo"] = end and (dt.datetime.fromisoformat(end) + dt.timedelta(days=1)).isoformat()
-    answer = view.api.get("/api/v1/ops/runs", query)
-    errors = answer.field_errors if answer.status == 400 else {}
-    page = answer.value if answer.ok else {"items": [], "total": 0, "page": 1, "pageSize": 20}
-    if not answer.ok and not errors:
-        view.fail(answer)
+    page, errors = view.listing(view.api.get("/api/v1/ops/runs", query))
     view.render("runs/list.html", page=page, states=STATES, errors=errors)
 
 
