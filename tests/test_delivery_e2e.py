@@ -4,16 +4,12 @@ user finds it in the marketplace, subscribes, runs it with arguments, and traces
 run to its result and logs."""
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import zipfile
 
 import pytest
 import requests
 
-from rpahub_core.testing import LiveHub, wait_for
+from rpahub_core.testing import LiveHub, stop_process, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -59,16 +55,9 @@ def hub(tmp_path):
 
 @pytest.fixture
 def executor(hub, tmp_path):
-    log = open(tmp_path / "executor.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rpahub_contrib.executor.cli", "--hub", hub.url, "--transport", "ws",
-         "--robot-id", "tester-1", "--supplier", "dl", "--heartbeat", "1", "--workdir", str(tmp_path / "work")],
-        env={**os.environ, "RPAHUB_EXECUTOR_SECRET": SECRET}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+    proc = hub.executor("tester-1", "dl", SECRET, tmp_path)
     yield proc
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    stop_process(proc)
 
 
 def test_a_requirement_becomes_an_app_that_a_second_user_finds_subscribes_and_runs(hub, executor):
